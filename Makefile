@@ -1,0 +1,61 @@
+# Quick start:  make quickstart   (venv + install + sample data + one full run + summary)
+#               make test         (the whole test suite; what CI runs)
+#               make ui           (Dagster UI on http://127.0.0.1:3000 with the sample data)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+export PATH := $(BIN):$(PATH)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+# The sample data is generated as of this instant; runs on it use the same as_of.
+SAMPLE_EVENTS ?= 100000
+SAMPLE_AS_OF ?= 2026-11-01T00:00:00Z
+SAMPLE_DIR := $(CURDIR)/data/sample
+
+DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print)
+MANIFEST := dbt_project/target/manifest.json
+
+.PHONY: quickstart install sample run ui test lint clean
+
+quickstart: install sample run
+
+install: $(VENV)/.installed $(MANIFEST)
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+# The dbt manifest is prepared once at install time, not parsed on every code-location load.
+$(MANIFEST): $(VENV)/.installed $(DBT_SOURCES)
+	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/dbt.py
+	touch $@
+
+sample: $(VENV)/.installed
+	$(BIN)/python -m sample_data --events $(SAMPLE_EVENTS) --out $(SAMPLE_DIR) --force
+
+run: install
+	SEGWH_AS_OF=$(SAMPLE_AS_OF) $(BIN)/segwh run
+
+ui: install
+	test -d $(SAMPLE_DIR)/landing || $(MAKE) sample
+	SEGWH_AS_OF=$(SAMPLE_AS_OF) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Regenerate requirements.lock after changing dependencies in pyproject.toml.
+lock: $(VENV)/.installed
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf data .dagster_home/storage .dagster_home/history .dagster_home/logs dbt_project/target

@@ -1,0 +1,109 @@
+"""Ingestion assets (group ``ingestion``): landing files and CRM tables into the ``raw`` schema."""
+
+from dataclasses import asdict
+
+import dagster as dg
+
+from orchestration.ingestion.crm import CRM_ENTITIES, load_crm_table
+from orchestration.ingestion.events import discover_files, load_event_files
+from orchestration.metadata import markdown_table, table_metadata
+from orchestration.resources import CrmResource, LandingZoneResource, WarehouseResource
+
+OWNER = "team:data-platform"
+RAW_EVENTS = dg.AssetKey(["raw", "events"])
+
+
+@dg.asset(
+    key=RAW_EVENTS,
+    group_name="ingestion",
+    kinds={"python", "duckdb"},
+    owners=[OWNER],
+    description=(
+        "Events from the landing folder (JSONL and Parquet) loaded into raw.events with DuckDB's "
+        "readers. Files already loaded (same content) are skipped; duplicate event_ids are dropped "
+        "and counted; rows that break the event contract go to raw.rejected_events with their "
+        "payload and a reason. Per file, landed = loaded + rejected + duplicate is recorded in "
+        "raw.event_load_audit."
+    ),
+)
+def raw_events(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    landing: LandingZoneResource,
+) -> dg.MaterializeResult:
+    files = discover_files(landing.folder)
+    context.log.info("found %d event file(s) in %s", len(files), landing.folder)
+    with warehouse.connect() as con:
+        report = load_event_files(con, files, load_id=context.run_id)
+        rejected_total = con.execute("SELECT count(*) FROM raw.rejected_events").fetchone()[0]
+        metadata = table_metadata(con, "raw.events")
+    landed = report.total("landed")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "files_loaded": len(report.files),
+            "files_skipped_already_loaded": len(report.skipped_files),
+            "landed": landed,
+            "loaded": report.total("loaded"),
+            "rejected": report.total("rejected"),
+            "duplicate": report.total("duplicate"),
+            "rejected_share": dg.MetadataValue.float(
+                report.total("rejected") / landed if landed else 0.0
+            ),
+            "rejected_rows_total": rejected_total,
+            "load_audit": markdown_table(
+                [
+                    {
+                        **{k: v for k, v in asdict(r).items() if k != "reasons"},
+                        "reasons": ", ".join(f"{k}: {v}" for k, v in r.reasons.items()) or "-",
+                    }
+                    for r in report.files
+                ]
+            ),
+            "load_seconds": dg.MetadataValue.float(round(report.elapsed_seconds, 2)),
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            key=dg.AssetKey(["raw", f"crm_{entity.name}"]),
+            group_name="ingestion",
+            kinds={"python", "duckdb"},
+            owners=[OWNER],
+            skippable=True,
+            description=(
+                f"Snapshot of the CRM {entity.name} table (every column as text), copied from the "
+                "configured SQLAlchemy URL and replaced atomically. Required columns: "
+                f"{', '.join(entity.required_columns)}."
+            ),
+        )
+        for entity in CRM_ENTITIES.values()
+    ],
+    can_subset=True,
+)
+def raw_crm_tables(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, crm: CrmResource
+):
+    engine = crm.engine()
+    try:
+        with warehouse.connect() as con:
+            for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
+                entity = CRM_ENTITIES[key.path[-1].removeprefix("crm_")]
+                result = load_crm_table(
+                    con, engine, entity, crm.source_table(entity.name), load_id=context.run_id
+                )
+                yield dg.MaterializeResult(
+                    asset_key=key,
+                    metadata={
+                        **table_metadata(con, entity.raw_table),
+                        "source_table": result.source_table,
+                        "source_table_found": result.table_found,
+                        "missing_optional_columns": ", ".join(result.missing_optional_columns)
+                        or "-",
+                        "load_seconds": dg.MetadataValue.float(round(result.elapsed_seconds, 2)),
+                    },
+                )
+    finally:
+        engine.dispose()

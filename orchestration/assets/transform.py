@@ -1,0 +1,38 @@
+"""dbt models as assets (group ``transform``): staging -> intermediate -> marts."""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from orchestration.assets.ingestion import OWNER
+from orchestration.dbt import dbt_project
+from orchestration.resources import AsOfResource
+
+
+class SegwhDbtTranslator(DagsterDbtTranslator):
+    """Every dbt model in the ``transform`` group, owned by the data platform team."""
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if unique_id.startswith("source."):
+            return spec  # sources keep the ingestion assets' keys from their dbt meta
+        return spec.replace_attributes(group_name="transform", owners=[OWNER])
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=SegwhDbtTranslator(),
+)
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, as_of: AsOfResource):
+    """Build (run + test) the selected dbt models at the run's as_of."""
+    as_of_value = as_of.resolve(context).isoformat()
+    context.log.info("dbt build at as_of=%s", as_of_value)
+    yield from dbt.cli(
+        ["build", "--vars", json.dumps({"as_of": as_of_value})], context=context
+    ).stream()

@@ -1,0 +1,109 @@
+"""``segwh``: the command line of the warehouse.
+
+    segwh run [--job full_build]   materialize the whole asset graph once, then summarize
+    segwh summary                  rows per table of the warehouse
+
+The sample data has its own command: ``python -m sample_data --help``.
+
+Runs go through the Dagster instance in $DAGSTER_HOME (default <project>/.dagster_home), so they
+appear in the UI started by ``make ui``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from orchestration.settings import PROJECT_DIR, Settings, load_settings
+
+log = logging.getLogger("segwh")
+
+SUMMARY_SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "serving")
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_DIR / ".dagster_home"))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def(args.job)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    failed = [
+        event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"
+    ]
+    checks = [
+        event.event_specific_data.asset_check_evaluation
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    _print_summary(settings)
+    for check in checks:
+        status = "passed" if check.passed else "FAILED"
+        print(f"check {check.asset_key.to_user_string()}:{check.check_name} {status}")
+    print(f"run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
+    if failed:
+        print(f"failed steps: {', '.join(failed)}", file=sys.stderr)
+    print("open the UI with `make ui` (http://127.0.0.1:3000) to see this run and the asset graph")
+    return 0 if result.success else 1
+
+
+def _print_summary(settings: Settings) -> None:
+    from orchestration.warehouse import connect, table_row_counts
+
+    with connect(settings.warehouse_path, read_only=True) as con:
+        counts = table_row_counts(con, SUMMARY_SCHEMAS)
+        views = con.execute(
+            "SELECT schema_name || '.' || view_name FROM duckdb_views() "
+            "WHERE NOT internal AND database_name = current_database() ORDER BY 1"
+        ).fetchall()
+        view_counts = {
+            name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for (name,) in views
+        }
+    print(f"\nwarehouse: {settings.warehouse_path}")
+    width = max((len(name) for name in {**counts, **view_counts}), default=10)
+    for name, rows in {**counts, **view_counts}.items():
+        kind = "view" if name in view_counts else "table"
+        print(f"  {name:<{width}}  {rows:>12,} rows  ({kind})")
+    print(
+        "published tables for BI: none yet; BI publishing (write-audit-publish) is not built, "
+        f"so read the warehouse file above read-only: duckdb -readonly {settings.warehouse_path}"
+    )
+
+
+def _summary(args: argparse.Namespace, settings: Settings) -> int:
+    _print_summary(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segwh", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="materialize the whole asset graph once")
+    run.add_argument("--job", default="full_build", help="job to run (default: full_build)")
+    run.set_defaults(handler=_run)
+
+    summary = commands.add_parser("summary", help="rows per table of the warehouse")
+    summary.set_defaults(handler=_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return args.handler(args, load_settings())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""The Dagster code location: every asset, check, resource and job of the warehouse."""
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.assets.ingestion import RAW_EVENTS, raw_crm_tables, raw_events
+from orchestration.assets.transform import dbt_models
+from orchestration.checks import expectation_check
+from orchestration.dbt import dbt_project
+from orchestration.resources import (
+    AsOfResource,
+    CrmResource,
+    LandingZoneResource,
+    WarehouseResource,
+)
+from orchestration.settings import load_settings
+
+settings = load_settings()
+
+full_build_job = dg.define_asset_job(
+    name="full_build",
+    selection=dg.AssetSelection.all(),
+    description="Ingest everything new, build and test every dbt model, run every check.",
+)
+
+defs = dg.Definitions(
+    assets=[raw_events, raw_crm_tables, dbt_models],
+    asset_checks=[expectation_check(RAW_EVENTS, "raw.events", "raw_events")],
+    jobs=[full_build_job],
+    resources={
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+        "landing": LandingZoneResource(path=str(settings.landing_dir)),
+        "crm": CrmResource(
+            url=settings.crm_url,
+            customers_table=settings.crm_customers_table,
+            orders_table=settings.crm_orders_table,
+            consents_table=settings.crm_consents_table,
+        ),
+        "as_of": AsOfResource(as_of=settings.as_of),
+        "dbt": DbtCliResource(project_dir=dbt_project),
+    },
+    # One writer at a time on the DuckDB file: steps of a run execute one after another.
+    executor=dg.in_process_executor,
+)

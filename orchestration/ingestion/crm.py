@@ -1,0 +1,184 @@
+"""Copying CRM tables from any SQLAlchemy URL into ``raw.crm_<entity>``.
+
+Raw CRM tables hold every column as text, exactly as the source returned it (typing is staging's
+job, in dbt), so nothing is lost or coerced on the way in and SQLite, PostgreSQL or any other
+source look the same downstream. Each table is a full snapshot, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class CrmEntity:
+    name: str  # customers / orders / consents
+    required_columns: tuple[str, ...]
+    optional_columns: tuple[str, ...]
+    table_required: bool = True
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required_columns + self.optional_columns
+
+    @property
+    def raw_table(self) -> str:
+        return f"raw.crm_{self.name}"
+
+
+CRM_ENTITIES: dict[str, CrmEntity] = {
+    "customers": CrmEntity(
+        "customers",
+        required_columns=("customer_id",),
+        optional_columns=(
+            "email",
+            "first_name",
+            "last_name",
+            "phone",
+            "country",
+            "city",
+            "birth_year",
+            "income_bracket",
+            "education",
+            "signup_at",
+            "loyalty_tier",
+            "updated_at",
+        ),
+    ),
+    "orders": CrmEntity(
+        "orders",
+        required_columns=("order_id", "customer_id", "ordered_at", "total_amount"),
+        optional_columns=("currency", "status", "items_count"),
+    ),
+    "consents": CrmEntity(
+        "consents",
+        required_columns=("customer_id", "purpose", "granted", "updated_at"),
+        optional_columns=(),
+        table_required=False,
+    ),
+}
+
+
+class CrmSchemaError(ValueError):
+    """The CRM database lacks a table or column the contract requires."""
+
+
+@dataclass(frozen=True)
+class CrmLoadResult:
+    entity: str
+    source_table: str
+    raw_table: str
+    rows: int
+    missing_optional_columns: list[str]
+    table_found: bool
+    elapsed_seconds: float
+
+
+def _source_columns(inspector: sa.Inspector, table: str) -> dict[str, str] | None:
+    """Map of lower-case column name -> actual name, or None when the table does not exist."""
+    schema, _, name = table.rpartition(".")
+    if not inspector.has_table(name, schema=schema or None):
+        return None
+    return {
+        c["name"].lower(): c["name"] for c in inspector.get_columns(name, schema=schema or None)
+    }
+
+
+def _check_columns(
+    entity: CrmEntity, source_table: str, columns: dict[str, str], url: str
+) -> list[str]:
+    missing = [c for c in entity.required_columns if c not in columns]
+    if missing:
+        raise CrmSchemaError(
+            f"CRM table {source_table!r} at {url} lacks required column(s) "
+            f"{', '.join(missing)} (found: {', '.join(sorted(columns.values()))})"
+        )
+    return [c for c in entity.optional_columns if c not in columns]
+
+
+def load_crm_table(
+    con: duckdb.DuckDBPyConnection,
+    engine: sa.Engine,
+    entity: CrmEntity,
+    source_table: str,
+    *,
+    load_id: str,
+) -> CrmLoadResult:
+    """Copy one CRM table into its raw table (all columns as text); atomic replace."""
+    started = time.perf_counter()
+    url = engine.url.render_as_string(hide_password=True)
+    columns = _source_columns(sa.inspect(engine), source_table)
+    if columns is None:
+        if entity.table_required:
+            raise CrmSchemaError(
+                f"CRM table {source_table!r} ({entity.name}) not found at {url}; set its name "
+                f"with SEGWH_CRM_{entity.name.upper()}_TABLE"
+            )
+        log.warning("optional CRM table %r not found at %s: loading it empty", source_table, url)
+        columns, missing_optional = {}, []
+    else:
+        missing_optional = _check_columns(entity, source_table, columns, url)
+    if missing_optional:
+        log.warning(
+            "CRM table %r has no column(s) %s: loaded as NULL",
+            source_table,
+            ", ".join(missing_optional),
+        )
+
+    column_defs = ", ".join(f"{c} VARCHAR" for c in entity.columns)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _crm_chunk_target ({column_defs})")
+        rows = 0
+        if columns:
+            present = [c for c in entity.columns if c in columns]
+            schema, _, name = source_table.rpartition(".")
+            query = sa.select(*(sa.column(columns[c]).label(c) for c in present)).select_from(
+                sa.table(name, schema=schema or None)
+            )
+            with engine.connect() as source:
+                as_text = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in present)
+                # Arrow-backed frames keep integers and decimals exact (no float coercion);
+                # DuckDB renders every value as text.
+                chunks = pd.read_sql(query, source, chunksize=CHUNK_ROWS, dtype_backend="pyarrow")
+                for chunk in chunks:
+                    con.register("_crm_chunk", chunk)
+                    con.execute(
+                        f"INSERT INTO _crm_chunk_target BY NAME SELECT {as_text} FROM _crm_chunk"
+                    )
+                    con.unregister("_crm_chunk")
+                    rows += len(chunk)
+        con.execute(
+            f"""CREATE OR REPLACE TABLE {entity.raw_table} AS
+            SELECT *, now() AS _loaded_at, ? AS _load_id FROM _crm_chunk_target""",
+            [load_id],
+        )
+        con.execute("DROP TABLE _crm_chunk_target")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    elapsed = time.perf_counter() - started
+    log.info(
+        "loaded %d rows from CRM %s into %s in %.1fs", rows, source_table, entity.raw_table, elapsed
+    )
+    return CrmLoadResult(
+        entity=entity.name,
+        source_table=source_table,
+        raw_table=entity.raw_table,
+        rows=rows,
+        missing_optional_columns=missing_optional,
+        table_found=bool(columns),
+        elapsed_seconds=elapsed,
+    )

@@ -1,0 +1,405 @@
+"""Loading landed event files (JSONL and Parquet) into ``raw.events``.
+
+Everything happens inside DuckDB with its own readers; Python only lists files and hashes them.
+
+Accounting, per file: ``landed = loaded + rejected + duplicate``.
+- landed: non-blank lines of a JSONL file (blank lines are not events), rows of a Parquet file;
+- rejected: rows that break the raw event contract, kept in ``raw.rejected_events`` with the
+  original payload and a reason (see ``REJECT_REASONS``);
+- duplicate: valid rows whose ``event_id`` is already in ``raw.events`` or appears earlier in the
+  same batch (first occurrence by file name, then payload, wins);
+- loaded: the rest, inserted into ``raw.events``.
+
+Idempotency: a file whose content (SHA-256) was loaded before is skipped, whatever its name; a
+batch is one transaction, so a crash leaves no partial load and the next run loads it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
+PARQUET_SUFFIXES = (".parquet",)
+
+# (column, DuckDB type) of raw.events in contract order; typed columns are cast with TRY_CAST
+# and a present-but-uncastable value rejects the row with reason invalid_<column>.
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "VARCHAR"),
+    ("event_type", "VARCHAR"),
+    ("occurred_at", "TIMESTAMPTZ"),
+    ("received_at", "TIMESTAMPTZ"),
+    ("anonymous_id", "VARCHAR"),
+    ("user_id", "VARCHAR"),
+    ("page_url", "VARCHAR"),
+    ("page_type", "VARCHAR"),
+    ("referrer", "VARCHAR"),
+    ("utm_source", "VARCHAR"),
+    ("utm_medium", "VARCHAR"),
+    ("utm_campaign", "VARCHAR"),
+    ("product_id", "VARCHAR"),
+    ("category", "VARCHAR"),
+    ("price", "DOUBLE"),
+    ("quantity", "INTEGER"),
+    ("order_id", "VARCHAR"),
+    ("revenue", "DOUBLE"),
+    ("currency", "VARCHAR"),
+    ("device_type", "VARCHAR"),
+    ("user_agent", "VARCHAR"),
+    ("ip", "VARCHAR"),
+)
+TYPED_COLUMNS = tuple(name for name, kind in EVENT_COLUMNS if kind != "VARCHAR")
+KNOWN_FIELDS = (*(name for name, _ in EVENT_COLUMNS), "properties")
+
+REJECT_REASONS = (
+    "malformed_json",
+    "missing_event_id",
+    "missing_event_type",
+    "missing_occurred_at",
+    "missing_identity",
+    *(f"invalid_{name}" for name in TYPED_COLUMNS),
+)
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE TABLE IF NOT EXISTS raw.events (
+    {", ".join(f"{name} {kind}" for name, kind in EVENT_COLUMNS)},
+    properties JSON,
+    _source_file VARCHAR NOT NULL,
+    _loaded_at TIMESTAMPTZ NOT NULL,
+    _load_id VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw.rejected_events (
+    _source_file VARCHAR NOT NULL,
+    payload VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    _loaded_at TIMESTAMPTZ NOT NULL,
+    _load_id VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS raw.event_load_audit (
+    load_id VARCHAR NOT NULL,
+    file_path VARCHAR NOT NULL,
+    file_name VARCHAR NOT NULL,
+    file_format VARCHAR NOT NULL,
+    file_size BIGINT NOT NULL,
+    file_mtime_ns BIGINT NOT NULL,
+    file_sha256 VARCHAR NOT NULL,
+    landed BIGINT NOT NULL,
+    loaded BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    duplicate BIGINT NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path
+    file_format: str  # "jsonl" or "parquet"
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class FileLoadResult:
+    file_name: str
+    file_format: str
+    landed: int
+    loaded: int
+    rejected: int
+    duplicate: int
+    reasons: dict[str, int]
+
+
+@dataclass(frozen=True)
+class EventLoadReport:
+    load_id: str
+    files: list[FileLoadResult]
+    skipped_files: list[str]  # already loaded (same content)
+    elapsed_seconds: float
+
+    def total(self, field: str) -> int:
+        return sum(getattr(result, field) for result in self.files)
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL)
+
+
+def discover_files(landing_dir: Path) -> list[LandingFile]:
+    """Event files directly in ``landing_dir`` or below it, in lexical path order."""
+    if not landing_dir.is_dir():
+        raise FileNotFoundError(
+            f"landing folder {landing_dir} does not exist: set SEGWH_LANDING_DIR or generate the "
+            "sample data (`segwh generate-sample`)"
+        )
+    found = []
+    for path in sorted(p for p in landing_dir.rglob("*") if p.is_file()):
+        name = path.name.lower()
+        if name.startswith((".", "_")):
+            continue  # hidden and in-flight files (e.g. _tmp, .partial) are not landed yet
+        if name.endswith(JSONL_SUFFIXES):
+            file_format = "jsonl"
+        elif name.endswith(PARQUET_SUFFIXES):
+            file_format = "parquet"
+        else:
+            continue
+        stat = path.stat()
+        found.append(LandingFile(path.resolve(), file_format, stat.st_size, stat.st_mtime_ns))
+    return found
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _new_files(
+    con: duckdb.DuckDBPyConnection, files: list[LandingFile]
+) -> tuple[list[tuple[LandingFile, str]], list[str]]:
+    """Split into (file, sha256) pairs to load and names of files already loaded.
+
+    A file whose path, size and mtime match an audited load is skipped without hashing; any
+    other file is hashed and skipped if that content was loaded before (a re-delivery).
+    """
+    audited = con.execute(
+        "SELECT file_path, file_size, file_mtime_ns, file_sha256 FROM raw.event_load_audit"
+    ).fetchall()
+    known_stats = {(path, size, mtime) for path, size, mtime, _ in audited}
+    known_hashes = {sha for *_, sha in audited}
+    to_load: list[tuple[LandingFile, str]] = []
+    skipped: list[str] = []
+    for landing_file in files:
+        if (str(landing_file.path), landing_file.size, landing_file.mtime_ns) in known_stats:
+            skipped.append(landing_file.path.name)
+            continue
+        sha = sha256_of(landing_file.path)
+        if sha in known_hashes:
+            skipped.append(landing_file.path.name)
+            continue
+        known_hashes.add(sha)  # the same content twice in one batch loads once
+        to_load.append((landing_file, sha))
+    return to_load, skipped
+
+
+def _landed_lines_sql(files: list[LandingFile]) -> str:
+    """One row per landed record: (_source_file, line) with the record as a JSON text."""
+    parts = []
+    jsonl = [f for f in files if f.file_format == "jsonl"]
+    if jsonl:
+        paths = ", ".join(_sql_str(str(f.path)) for f in jsonl)
+        # Each line as one VARCHAR: a delimiter that cannot occur in JSON text, no quoting.
+        parts.append(
+            f"""SELECT filename AS _source_file, line
+            FROM read_csv([{paths}], columns = {{'line': 'VARCHAR'}}, delim = E'\\x1f\\x1e',
+                          quote = '', escape = '', header = false, auto_detect = false,
+                          filename = true, max_line_size = 64000000)
+            WHERE line IS NOT NULL AND trim(line) <> ''"""
+        )
+    for f in files:
+        if f.file_format == "parquet":
+            parts.append(
+                f"SELECT {_sql_str(str(f.path))} AS _source_file, to_json(p)::VARCHAR AS line "
+                f"FROM read_parquet({_sql_str(str(f.path))}) AS p"
+            )
+    return "\nUNION ALL\n".join(parts)
+
+
+def _validated_sql(landed_table: str) -> str:
+    """Parse, type and classify every landed record; one row per record."""
+    extracted = ",\n".join(f"j->>'{name}' AS {name}_text" for name, _ in EVENT_COLUMNS)
+    typed = ",\n".join(
+        f"{name}_text AS {name}"
+        if kind == "VARCHAR"
+        else f"TRY_CAST({name}_text AS {kind}) AS {name}"
+        for name, kind in EVENT_COLUMNS
+    )
+    invalid_checks = "\n".join(
+        f"WHEN {name}_text IS NOT NULL AND {name} IS NULL THEN 'invalid_{name}'"
+        for name in TYPED_COLUMNS
+        if name != "occurred_at"
+    )
+    typed_texts = ", ".join(f"{name}_text" for name in TYPED_COLUMNS)
+    known = ", ".join(_sql_str(name) for name in KNOWN_FIELDS)
+    return f"""
+    WITH parsed AS (
+        SELECT _source_file, line,
+               CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' THEN line::JSON END AS j
+        FROM {landed_table}
+    ),
+    extracted AS (
+        SELECT _source_file, line, j,
+               {extracted},
+               list_filter(json_keys(j), lambda k: NOT list_contains([{known}], k)) AS extra_keys,
+               CASE json_type(j->'properties')
+                   WHEN 'OBJECT' THEN j->'properties'
+                   WHEN 'VARCHAR' THEN CASE WHEN json_valid(j->>'properties')
+                                            THEN (j->>'properties')::JSON END
+               END AS given_properties
+        FROM parsed
+    ),
+    typed AS (
+        SELECT _source_file, line, j,
+               {typed},
+               CASE WHEN len(extra_keys) = 0 THEN given_properties
+                    ELSE json_merge_patch(
+                        coalesce(given_properties, '{{}}'::JSON),
+                        to_json(map_from_entries(list_transform(
+                            extra_keys, lambda k: struct_pack(k := k, v := j->k)))))
+               END AS properties,
+               {typed_texts}
+        FROM extracted
+    )
+    SELECT *,
+           CASE
+               WHEN j IS NULL THEN 'malformed_json'
+               WHEN nullif(trim(event_id), '') IS NULL THEN 'missing_event_id'
+               WHEN nullif(trim(event_type), '') IS NULL THEN 'missing_event_type'
+               WHEN nullif(trim(occurred_at_text), '') IS NULL THEN 'missing_occurred_at'
+               WHEN occurred_at IS NULL THEN 'invalid_occurred_at'
+               WHEN nullif(trim(anonymous_id), '') IS NULL AND nullif(trim(user_id), '') IS NULL
+                   THEN 'missing_identity'
+               {invalid_checks}
+           END AS reject_reason
+    FROM typed
+    """
+
+
+def load_event_files(
+    con: duckdb.DuckDBPyConnection, files: list[LandingFile], *, load_id: str | None = None
+) -> EventLoadReport:
+    """Load the files that are new into ``raw.events`` in one transaction and audit them."""
+    started = datetime.now(UTC)
+    load_id = load_id or uuid.uuid4().hex
+    ensure_raw_tables(con)
+    to_load, skipped = _new_files(con, files)
+    if skipped:
+        log.info("skipping %d already loaded file(s)", len(skipped))
+    if not to_load:
+        return EventLoadReport(load_id, [], skipped, (datetime.now(UTC) - started).total_seconds())
+
+    log.info("loading %d file(s): %s", len(to_load), ", ".join(f.path.name for f, _ in to_load))
+    columns = ", ".join(name for name, _ in EVENT_COLUMNS)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _landed AS " + _landed_lines_sql([f for f, _ in to_load])
+        )
+        con.execute("CREATE OR REPLACE TEMP TABLE _validated AS " + _validated_sql("_landed"))
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _classified AS
+            WITH valid AS (
+                SELECT *, row_number() OVER (
+                    PARTITION BY event_id ORDER BY _source_file, line) AS occurrence
+                FROM _validated WHERE reject_reason IS NULL
+            ),
+            seen AS (
+                SELECT DISTINCT e.event_id FROM raw.events AS e
+                SEMI JOIN valid AS v ON e.event_id = v.event_id
+            )
+            SELECT v.*,
+                   CASE WHEN v.occurrence > 1 OR s.event_id IS NOT NULL
+                        THEN 'duplicate' ELSE 'loaded' END AS outcome
+            FROM valid AS v LEFT JOIN seen AS s ON v.event_id = s.event_id
+            UNION ALL BY NAME
+            SELECT *, 'rejected' AS outcome FROM _validated WHERE reject_reason IS NOT NULL
+            """
+        )
+        con.execute(
+            f"""INSERT INTO raw.events
+            SELECT {columns}, properties, _source_file, ?::TIMESTAMPTZ, ?
+            FROM _classified WHERE outcome = 'loaded'
+            ORDER BY occurred_at""",
+            [started, load_id],
+        )
+        con.execute(
+            """INSERT INTO raw.rejected_events
+            SELECT _source_file, line, reject_reason, ?::TIMESTAMPTZ, ?
+            FROM _classified WHERE outcome = 'rejected'""",
+            [started, load_id],
+        )
+        rows = con.execute(
+            """SELECT _source_file, outcome, coalesce(reject_reason, ''), count(*)
+            FROM _classified GROUP BY ALL"""
+        ).fetchall()
+        results = _file_results(to_load, rows)
+        con.executemany(
+            "INSERT INTO raw.event_load_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [
+                    load_id,
+                    str(f.path),
+                    f.path.name,
+                    f.file_format,
+                    f.size,
+                    f.mtime_ns,
+                    sha,
+                    r.landed,
+                    r.loaded,
+                    r.rejected,
+                    r.duplicate,
+                    started,
+                ]
+                for (f, sha), r in zip(to_load, results, strict=True)
+            ],
+        )
+        for temp in ("_classified", "_validated", "_landed"):
+            con.execute(f"DROP TABLE {temp}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    report = EventLoadReport(
+        load_id, results, skipped, (datetime.now(UTC) - started).total_seconds()
+    )
+    log.info(
+        "loaded %d events (%d rejected, %d duplicate) from %d file(s) in %.1fs",
+        report.total("loaded"),
+        report.total("rejected"),
+        report.total("duplicate"),
+        len(results),
+        report.elapsed_seconds,
+    )
+    return report
+
+
+def _file_results(
+    to_load: list[tuple[LandingFile, str]], rows: list[tuple[str, str, str, int]]
+) -> list[FileLoadResult]:
+    results = []
+    for landing_file, _ in to_load:
+        counts = {"loaded": 0, "rejected": 0, "duplicate": 0}
+        reasons: dict[str, int] = {}
+        for source_file, outcome, reason, count in rows:
+            if source_file != str(landing_file.path):
+                continue
+            counts[outcome] += count
+            if reason:
+                reasons[reason] = reasons.get(reason, 0) + count
+        results.append(
+            FileLoadResult(
+                file_name=landing_file.path.name,
+                file_format=landing_file.file_format,
+                landed=sum(counts.values()),
+                reasons=dict(sorted(reasons.items())),
+                **counts,
+            )
+        )
+    return results

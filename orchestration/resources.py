@@ -1,0 +1,68 @@
+"""Dagster resources: thin, configurable handles on the warehouse, the landing folder, the CRM
+and the run's ``as_of``. Their defaults come from ``settings.load_settings()``."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import sqlalchemy as sa
+from pydantic import Field
+
+from orchestration import warehouse
+from orchestration.settings import parse_as_of
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The working DuckDB warehouse file (one writer at a time; BI tools never open it)."""
+
+    path: str = Field(description="Path of the DuckDB warehouse file.")
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(self.path, read_only=read_only) as con:
+            yield con
+
+
+class LandingZoneResource(dg.ConfigurableResource):
+    """The folder where event files (JSONL / Parquet) land."""
+
+    path: str = Field(description="Folder of landed event files, searched recursively.")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path)
+
+
+class CrmResource(dg.ConfigurableResource):
+    """The CRM database, reached through SQLAlchemy."""
+
+    url: str = Field(description="SQLAlchemy URL, e.g. postgresql://user@host/db.")
+    customers_table: str = "customers"
+    orders_table: str = "orders"
+    consents_table: str = "consents"
+
+    def source_table(self, entity: str) -> str:
+        return getattr(self, f"{entity}_table")
+
+    def engine(self) -> sa.Engine:
+        return sa.create_engine(self.url)
+
+
+class AsOfResource(dg.ConfigurableResource):
+    """The instant every time-dependent result of a run is computed at."""
+
+    as_of: str = Field(
+        default="",
+        description="ISO-8601 instant (e.g. 2026-11-01T00:00:00Z); empty means the run's start.",
+    )
+
+    def resolve(self, context: dg.OpExecutionContext | dg.AssetCheckExecutionContext) -> datetime:
+        """The configured instant, or the creation time of the run (the same for every step)."""
+        if self.as_of.strip():
+            return parse_as_of(self.as_of)
+        record = context.instance.get_run_record_by_id(context.run_id)
+        created = record.create_timestamp if record else datetime.now(UTC)
+        return created.astimezone(UTC).replace(microsecond=0)

@@ -1,0 +1,72 @@
+"""The one place where deployment configuration is read.
+
+Every path, URL and the ``as_of`` clock come from environment variables with defaults that point
+at the generated sample data under ``<project>/data``. Dagster resources are built from these
+values (and can be overridden per run in the launchpad); dbt reads the same variables from the
+environment, so ``load_settings()`` exports the resolved values for the dbt subprocess.
+
+- SEGWH_DATA_DIR (default <project>/data): root folder for everything the project writes;
+- SEGWH_LANDING_DIR ($SEGWH_DATA_DIR/sample/landing): landed event files (JSONL / Parquet);
+- SEGWH_CRM_URL (sqlite:///$SEGWH_DATA_DIR/sample/crm.sqlite): SQLAlchemy URL of the CRM;
+- SEGWH_CRM_CUSTOMERS_TABLE, _ORDERS_TABLE, _CONSENTS_TABLE (customers, orders, consents);
+- SEGWH_WAREHOUSE_PATH ($SEGWH_DATA_DIR/warehouse.duckdb): the working DuckDB warehouse;
+- SEGWH_AS_OF (empty = when the run starts): ISO-8601 instant results are computed at.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    landing_dir: Path
+    crm_url: str
+    crm_customers_table: str
+    crm_orders_table: str
+    crm_consents_table: str
+    warehouse_path: Path
+    as_of: str
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else default
+
+
+def load_settings() -> Settings:
+    """Resolve the settings from the environment and export them for dbt subprocesses."""
+    data_dir = _env_path("SEGWH_DATA_DIR", PROJECT_DIR / "data")
+    settings = Settings(
+        data_dir=data_dir,
+        landing_dir=_env_path("SEGWH_LANDING_DIR", data_dir / "sample" / "landing"),
+        crm_url=os.environ.get("SEGWH_CRM_URL", "").strip()
+        or f"sqlite:///{data_dir / 'sample' / 'crm.sqlite'}",
+        crm_customers_table=os.environ.get("SEGWH_CRM_CUSTOMERS_TABLE", "customers"),
+        crm_orders_table=os.environ.get("SEGWH_CRM_ORDERS_TABLE", "orders"),
+        crm_consents_table=os.environ.get("SEGWH_CRM_CONSENTS_TABLE", "consents"),
+        warehouse_path=_env_path("SEGWH_WAREHOUSE_PATH", data_dir / "warehouse.duckdb"),
+        as_of=os.environ.get("SEGWH_AS_OF", "").strip(),
+    )
+    os.environ["SEGWH_WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    return settings
+
+
+def parse_as_of(value: str) -> datetime:
+    """Parse an ISO-8601 ``as_of`` (``Z`` or offset; naive means UTC); empty means now."""
+    if not value.strip():
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(
+            f"as_of must be an ISO-8601 timestamp such as 2026-11-01T00:00:00Z, got {value!r}"
+        ) from exc
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)

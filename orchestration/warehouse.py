@@ -1,0 +1,44 @@
+"""Opening the DuckDB warehouse file.
+
+DuckDB allows one read-write process or many read-only processes on a file, never both, so
+every writer opens the file only for its step and closes it before dbt or a check opens it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+
+@contextmanager
+def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse with session time zone UTC; closed on exit."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.exists():
+        raise FileNotFoundError(f"DuckDB warehouse {path} does not exist yet: run ingestion first")
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def table_row_counts(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> dict[str, int]:
+    """Exact row counts of every table (not view) in the given schemas, keyed ``schema.table``."""
+    placeholders = ", ".join("?" for _ in schemas)
+    tables = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() "
+        f"WHERE database_name = current_database() AND schema_name IN ({placeholders}) "
+        "ORDER BY 1, 2",
+        list(schemas),
+    ).fetchall()
+    return {
+        f"{schema}.{table}": con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0]
+        for schema, table in tables
+    }
