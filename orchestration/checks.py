@@ -6,7 +6,6 @@ asset wrote. The check is blocking: when a critical expectation fails, downstrea
 
 import dagster as dg
 
-from expectations import load_suite, validate_table
 from orchestration.resources import WarehouseResource
 
 
@@ -26,6 +25,10 @@ def expectation_check(
         ),
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+        # Imported here: great-expectations takes seconds to import, and code-location loads
+        # should not pay for it.
+        from expectations import load_suite, validate_table
+
         outcome = validate_table(warehouse.path, table, load_suite(suite_name))
         context.log.info(
             "%s: %d expectations, %d blocking failed, %d warnings failed in %.1fs",
@@ -38,7 +41,12 @@ def expectation_check(
         return dg.AssetCheckResult(
             passed=outcome.success,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata=outcome.to_metadata(),
+            metadata={
+                **outcome.to_metadata(),
+                "failures_markdown": dg.MetadataValue.md(
+                    outcome.to_metadata()["failures_markdown"]
+                ),
+            },
         )
 
     return _check

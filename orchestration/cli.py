@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"
     ]
     checks = [
-        event.event_specific_data.asset_check_evaluation
+        event.event_specific_data
         for event in result.all_events
         if event.event_type_value == "ASSET_CHECK_EVALUATION"
     ]

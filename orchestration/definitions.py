@@ -6,16 +6,14 @@ from dagster_dbt import DbtCliResource
 from orchestration.assets.ingestion import RAW_EVENTS, raw_crm_tables, raw_events
 from orchestration.assets.transform import dbt_models
 from orchestration.checks import expectation_check
-from orchestration.dbt import dbt_project
+from orchestration.dbt import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import (
     AsOfResource,
     CrmResource,
     LandingZoneResource,
     WarehouseResource,
 )
-from orchestration.settings import load_settings
-
-settings = load_settings()
+from orchestration.settings import Settings, load_settings
 
 full_build_job = dg.define_asset_job(
     name="full_build",
@@ -23,22 +21,30 @@ full_build_job = dg.define_asset_job(
     description="Ingest everything new, build and test every dbt model, run every check.",
 )
 
-defs = dg.Definitions(
-    assets=[raw_events, raw_crm_tables, dbt_models],
-    asset_checks=[expectation_check(RAW_EVENTS, "raw.events", "raw_events")],
-    jobs=[full_build_job],
-    resources={
-        "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
-        "landing": LandingZoneResource(path=str(settings.landing_dir)),
-        "crm": CrmResource(
-            url=settings.crm_url,
-            customers_table=settings.crm_customers_table,
-            orders_table=settings.crm_orders_table,
-            consents_table=settings.crm_consents_table,
-        ),
-        "as_of": AsOfResource(as_of=settings.as_of),
-        "dbt": DbtCliResource(project_dir=dbt_project),
-    },
-    # One writer at a time on the DuckDB file: steps of a run execute one after another.
-    executor=dg.in_process_executor,
-)
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The whole code location, configured by ``settings``."""
+    return dg.Definitions(
+        assets=[raw_events, raw_crm_tables, dbt_models],
+        asset_checks=[expectation_check(RAW_EVENTS, "raw.events", "raw_events")],
+        jobs=[full_build_job],
+        resources={
+            "warehouse": WarehouseResource(
+                path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit
+            ),
+            "landing": LandingZoneResource(path=str(settings.landing_dir)),
+            "crm": CrmResource(
+                url=settings.crm_url,
+                customers_table=settings.crm_customers_table,
+                orders_table=settings.crm_orders_table,
+                consents_table=settings.crm_consents_table,
+            ),
+            "as_of": AsOfResource(as_of=settings.as_of),
+            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        },
+        # One writer at a time on the DuckDB file: the steps of a run execute one by one.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions(load_settings())

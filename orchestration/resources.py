@@ -19,10 +19,16 @@ class WarehouseResource(dg.ConfigurableResource):
     """The working DuckDB warehouse file (one writer at a time; BI tools never open it)."""
 
     path: str = Field(description="Path of the DuckDB warehouse file.")
+    memory_limit: str = Field(
+        default=warehouse.DEFAULT_MEMORY_LIMIT,
+        description="DuckDB memory limit (e.g. 2GB); beyond it DuckDB spills to disk.",
+    )
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(self.path, read_only=read_only) as con:
+        with warehouse.connect(
+            self.path, read_only=read_only, memory_limit=self.memory_limit
+        ) as con:
             yield con
 
 

@@ -10,6 +10,7 @@ environment, so ``load_settings()`` exports the resolved values for the dbt subp
 - SEGWH_CRM_URL (sqlite:///$SEGWH_DATA_DIR/sample/crm.sqlite): SQLAlchemy URL of the CRM;
 - SEGWH_CRM_CUSTOMERS_TABLE, _ORDERS_TABLE, _CONSENTS_TABLE (customers, orders, consents);
 - SEGWH_WAREHOUSE_PATH ($SEGWH_DATA_DIR/warehouse.duckdb): the working DuckDB warehouse;
+- SEGWH_DUCKDB_MEMORY_LIMIT (2GB): DuckDB memory limit for ingestion and dbt (it spills beyond);
 - SEGWH_AS_OF (empty = when the run starts): ISO-8601 instant results are computed at.
 """
 
@@ -19,6 +20,8 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from orchestration.warehouse import DEFAULT_MEMORY_LIMIT
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
@@ -34,6 +37,7 @@ class Settings:
     crm_consents_table: str
     warehouse_path: Path
     as_of: str
+    duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -54,9 +58,17 @@ def load_settings() -> Settings:
         crm_consents_table=os.environ.get("SEGWH_CRM_CONSENTS_TABLE", "consents"),
         warehouse_path=_env_path("SEGWH_WAREHOUSE_PATH", data_dir / "warehouse.duckdb"),
         as_of=os.environ.get("SEGWH_AS_OF", "").strip(),
+        duckdb_memory_limit=os.environ.get("SEGWH_DUCKDB_MEMORY_LIMIT", "").strip()
+        or DEFAULT_MEMORY_LIMIT,
     )
-    os.environ["SEGWH_WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    export_for_dbt(str(settings.warehouse_path), settings.duckdb_memory_limit)
     return settings
+
+
+def export_for_dbt(warehouse_path: str, memory_limit: str) -> None:
+    """dbt's profiles.yml reads these; a dbt subprocess inherits this process's environment."""
+    os.environ["SEGWH_WAREHOUSE_PATH"] = warehouse_path
+    os.environ["SEGWH_DUCKDB_MEMORY_LIMIT"] = memory_limit
 
 
 def parse_as_of(value: str) -> datetime:

@@ -12,10 +12,15 @@ from pathlib import Path
 
 import duckdb
 
+# DuckDB's default is 80% of RAM; a bounded limit makes it spill to disk instead.
+DEFAULT_MEMORY_LIMIT = "2GB"
+
 
 @contextmanager
-def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse with session time zone UTC; closed on exit."""
+def connect(
+    path: Path | str, *, read_only: bool = False, memory_limit: str | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse with session time zone UTC and a memory limit; closed on exit."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,6 +29,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.Duc
     con = duckdb.connect(str(path), read_only=read_only)
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET memory_limit = '{memory_limit or DEFAULT_MEMORY_LIMIT}'")
         yield con
     finally:
         con.close()

@@ -22,3 +22,11 @@ def postgres_url() -> str:
     finally:
         engine.dispose()
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory):
+    """A small generated sample (landing files, CRM SQLite, truth), shared read-only."""
+    from sample_data import generate
+
+    return generate(tmp_path_factory.mktemp("sample"), n_events=6_000, seed=7)

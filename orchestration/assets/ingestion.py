@@ -34,7 +34,7 @@ def raw_events(
     files = discover_files(landing.folder)
     context.log.info("found %d event file(s) in %s", len(files), landing.folder)
     with warehouse.connect() as con:
-        report = load_event_files(con, files, load_id=context.run_id)
+        report = load_event_files(con, files, load_id=context.run.run_id)
         rejected_total = con.execute("SELECT count(*) FROM raw.rejected_events").fetchone()[0]
         metadata = table_metadata(con, "raw.events")
     landed = report.total("landed")
@@ -92,7 +92,7 @@ def raw_crm_tables(
             for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
                 entity = CRM_ENTITIES[key.path[-1].removeprefix("crm_")]
                 result = load_crm_table(
-                    con, engine, entity, crm.source_table(entity.name), load_id=context.run_id
+                    con, engine, entity, crm.source_table(entity.name), load_id=context.run.run_id
                 )
                 yield dg.MaterializeResult(
                     asset_key=key,

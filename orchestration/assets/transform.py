@@ -9,7 +9,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from orchestration.assets.ingestion import OWNER
 from orchestration.dbt import dbt_project
-from orchestration.resources import AsOfResource
+from orchestration.resources import AsOfResource, WarehouseResource
+from orchestration.settings import export_for_dbt
 
 
 class SegwhDbtTranslator(DagsterDbtTranslator):
@@ -29,8 +30,16 @@ class SegwhDbtTranslator(DagsterDbtTranslator):
     project=dbt_project,
     dagster_dbt_translator=SegwhDbtTranslator(),
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, as_of: AsOfResource):
+def dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    as_of: AsOfResource,
+):
     """Build (run + test) the selected dbt models at the run's as_of."""
+    # profiles.yml reads the warehouse path and memory limit from the environment: the
+    # warehouse resource stays their one source.
+    export_for_dbt(warehouse.path, warehouse.memory_limit)
     as_of_value = as_of.resolve(context).isoformat()
     context.log.info("dbt build at as_of=%s", as_of_value)
     yield from dbt.cli(

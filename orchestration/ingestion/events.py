@@ -17,6 +17,7 @@ batch is one transaction, so a crash leaves no partial load and the next run loa
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -222,20 +223,22 @@ def _landed_lines_sql(files: list[LandingFile]) -> str:
 
 
 def _validated_sql(landed_table: str) -> str:
-    """Parse, type and classify every landed record; one row per record."""
-    extracted = ",\n".join(f"j->>'{name}' AS {name}_text" for name, _ in EVENT_COLUMNS)
+    """Parse, type and classify every landed record; one row per record.
+
+    Each line is parsed once: ``json_transform`` extracts every contract field as text in one
+    pass (``->>`` per field would re-parse the document each time, ~8x slower). The payload is
+    kept only for rejected rows.
+    """
+    shape = json.dumps({**{name: "VARCHAR" for name, _ in EVENT_COLUMNS}, "properties": "JSON"})
     typed = ",\n".join(
-        f"{name}_text AS {name}"
-        if kind == "VARCHAR"
-        else f"TRY_CAST({name}_text AS {kind}) AS {name}"
+        f"f.{name} AS {name}" if kind == "VARCHAR" else f"TRY_CAST(f.{name} AS {kind}) AS {name}"
         for name, kind in EVENT_COLUMNS
     )
     invalid_checks = "\n".join(
-        f"WHEN {name}_text IS NOT NULL AND {name} IS NULL THEN 'invalid_{name}'"
+        f"WHEN f.{name} IS NOT NULL AND {name} IS NULL THEN 'invalid_{name}'"
         for name in TYPED_COLUMNS
         if name != "occurred_at"
     )
-    typed_texts = ", ".join(f"{name}_text" for name in TYPED_COLUMNS)
     known = ", ".join(_sql_str(name) for name in KNOWN_FIELDS)
     return f"""
     WITH parsed AS (
@@ -245,39 +248,46 @@ def _validated_sql(landed_table: str) -> str:
     ),
     extracted AS (
         SELECT _source_file, line, j,
-               {extracted},
-               list_filter(json_keys(j), lambda k: NOT list_contains([{known}], k)) AS extra_keys,
-               CASE json_type(j->'properties')
-                   WHEN 'OBJECT' THEN j->'properties'
-                   WHEN 'VARCHAR' THEN CASE WHEN json_valid(j->>'properties')
-                                            THEN (j->>'properties')::JSON END
-               END AS given_properties
+               json_transform(j, {_sql_str(shape)}) AS f,
+               list_filter(json_keys(j), lambda k: NOT list_contains([{known}], k)) AS extra_keys
         FROM parsed
     ),
     typed AS (
-        SELECT _source_file, line, j,
+        SELECT _source_file, line, j, f, extra_keys,
                {typed},
-               CASE WHEN len(extra_keys) = 0 THEN given_properties
-                    ELSE json_merge_patch(
-                        coalesce(given_properties, '{{}}'::JSON),
-                        to_json(map_from_entries(list_transform(
-                            extra_keys, lambda k: struct_pack(k := k, v := j->k)))))
-               END AS properties,
-               {typed_texts}
+               CASE json_type(f.properties)
+                   WHEN 'OBJECT' THEN f.properties
+                   WHEN 'VARCHAR' THEN CASE WHEN json_valid(f.properties->>'$')
+                                            THEN (f.properties->>'$')::JSON END
+               END AS given_properties
         FROM extracted
+    ),
+    classified AS (
+        SELECT *,
+               CASE
+                   WHEN j IS NULL THEN 'malformed_json'
+                   WHEN nullif(trim(event_id), '') IS NULL THEN 'missing_event_id'
+                   WHEN nullif(trim(event_type), '') IS NULL THEN 'missing_event_type'
+                   WHEN nullif(trim(f.occurred_at), '') IS NULL THEN 'missing_occurred_at'
+                   WHEN occurred_at IS NULL THEN 'invalid_occurred_at'
+                   WHEN nullif(trim(anonymous_id), '') IS NULL
+                        AND nullif(trim(user_id), '') IS NULL THEN 'missing_identity'
+                   {invalid_checks}
+               END AS reject_reason
+        FROM typed
     )
-    SELECT *,
-           CASE
-               WHEN j IS NULL THEN 'malformed_json'
-               WHEN nullif(trim(event_id), '') IS NULL THEN 'missing_event_id'
-               WHEN nullif(trim(event_type), '') IS NULL THEN 'missing_event_type'
-               WHEN nullif(trim(occurred_at_text), '') IS NULL THEN 'missing_occurred_at'
-               WHEN occurred_at IS NULL THEN 'invalid_occurred_at'
-               WHEN nullif(trim(anonymous_id), '') IS NULL AND nullif(trim(user_id), '') IS NULL
-                   THEN 'missing_identity'
-               {invalid_checks}
-           END AS reject_reason
-    FROM typed
+    SELECT _source_file,
+           {", ".join(name for name, _ in EVENT_COLUMNS)},
+           CASE WHEN coalesce(len(extra_keys), 0) = 0 THEN given_properties
+                ELSE json_merge_patch(
+                    coalesce(given_properties, '{{}}'::JSON),
+                    to_json(map_from_entries(list_transform(
+                        extra_keys, lambda k: struct_pack(k := k, v := j->k)))))
+           END AS properties,
+           reject_reason,
+           CASE WHEN reject_reason IS NOT NULL THEN line END AS payload,
+           hash(line) AS line_hash
+    FROM classified
     """
 
 
@@ -307,7 +317,7 @@ def load_event_files(
             CREATE OR REPLACE TEMP TABLE _classified AS
             WITH valid AS (
                 SELECT *, row_number() OVER (
-                    PARTITION BY event_id ORDER BY _source_file, line) AS occurrence
+                    PARTITION BY event_id ORDER BY _source_file, line_hash) AS occurrence
                 FROM _validated WHERE reject_reason IS NULL
             ),
             seen AS (
@@ -331,7 +341,7 @@ def load_event_files(
         )
         con.execute(
             """INSERT INTO raw.rejected_events
-            SELECT _source_file, line, reject_reason, ?::TIMESTAMPTZ, ?
+            SELECT _source_file, payload, reject_reason, ?::TIMESTAMPTZ, ?
             FROM _classified WHERE outcome = 'rejected'""",
             [started, load_id],
         )

@@ -1,0 +1,138 @@
+"""Integration: the whole asset graph on small generated data, in a temp dir, real Dagster."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration.definitions import build_definitions
+from orchestration.settings import Settings
+from orchestration.warehouse import connect
+from sample_data import DEFAULT_AS_OF
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(tmp_path: Path, sample) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        landing_dir=sample.landing_dir,
+        crm_url=sample.crm_url,
+        crm_customers_table="customers",
+        crm_orders_table="orders",
+        crm_consents_table="consents",
+        warehouse_path=tmp_path / "warehouse.duckdb",
+        as_of=DEFAULT_AS_OF.isoformat(),
+    )
+
+
+def _run_full_build(settings: Settings, instance: dg.DagsterInstance):
+    job = build_definitions(settings).resolve_job_def("full_build")
+    return job.execute_in_process(instance=instance, raise_on_error=False)
+
+
+def _check_evaluations(result) -> list:
+    return [
+        event.event_specific_data
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+
+
+def _materialization_metadata(result, key: dg.AssetKey) -> dict:
+    return next(
+        event.event_specific_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == key
+    )
+
+
+def _scalar(settings: Settings, sql: str):
+    with connect(settings.warehouse_path, read_only=True) as con:
+        return con.execute(sql).fetchone()[0]
+
+
+def _sqlite_count(sample, table: str) -> int:
+    with sqlite3.connect(sample.crm_path) as con:
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_sample, instance):
+    settings = _settings(tmp_path, small_sample)
+    defs = build_definitions(settings)
+    all_keys = set(defs.resolve_asset_graph().get_all_asset_keys())
+
+    result = _run_full_build(settings, instance)
+
+    assert result.success
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert materialized == all_keys
+    assert {
+        dg.AssetKey(["raw", "events"]),
+        dg.AssetKey(["raw", "crm_customers"]),
+        dg.AssetKey(["staging", "stg_clickstream__events"]),
+        dg.AssetKey(["staging", "stg_crm__orders"]),
+    } <= all_keys
+    evaluations = _check_evaluations(result)
+    assert any(e.check_name == "expectations_raw_events" for e in evaluations)
+    assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
+
+    truth = json.loads((small_sample.truth_dir / "summary.json").read_text())
+    meta = _materialization_metadata(result, dg.AssetKey(["raw", "events"]))
+    assert meta["landed"].value == small_sample.total_lines
+    assert meta["loaded"].value == small_sample.valid_events
+    assert meta["duplicate"].value == truth["bad_input"]["duplicate_event_ids"]
+    assert meta["landed"].value == (
+        meta["loaded"].value + meta["rejected"].value + meta["duplicate"].value
+    )
+    assert meta["dagster/row_count"].value == small_sample.valid_events
+    assert "| file_name |" in meta["load_audit"].value
+    events = _scalar(settings, "SELECT count(*) FROM staging.stg_clickstream__events")
+    assert events == small_sample.valid_events == truth["valid_distinct_events"]
+    assert _scalar(settings, "SELECT sum(landed) FROM raw.event_load_audit") == (
+        small_sample.total_lines
+    )
+    assert _scalar(settings, "SELECT count(*) FROM staging.stg_crm__customers") == (
+        _sqlite_count(small_sample, "customers")
+    )
+    assert _scalar(settings, "SELECT count(*) FROM staging.stg_crm__orders") == (
+        _sqlite_count(small_sample, "orders")
+    )
+
+    again = _run_full_build(settings, instance)
+
+    assert again.success
+    again_meta = _materialization_metadata(again, dg.AssetKey(["raw", "events"]))
+    assert again_meta["files_loaded"].value == 0
+    assert again_meta["files_skipped_already_loaded"].value == len(small_sample.files)
+    assert _scalar(settings, "SELECT count(*) FROM raw.events") == events
+
+
+def test_a_failing_blocking_check_stops_the_dbt_models(tmp_path, small_sample, instance):
+    settings = _settings(tmp_path, small_sample)
+    assert _run_full_build(settings, instance).success
+    with connect(settings.warehouse_path) as con:  # corrupt the raw table behind ingestion's back
+        con.execute("INSERT INTO raw.events SELECT * FROM raw.events LIMIT 3")
+        con.execute("DROP VIEW staging.stg_clickstream__events")
+
+    result = _run_full_build(settings, instance)
+
+    assert not result.success
+    (evaluation,) = [
+        e for e in _check_evaluations(result) if e.check_name == "expectations_raw_events"
+    ]
+    assert not evaluation.passed
+    assert dg.AssetKey(["staging", "stg_clickstream__events"]) not in {
+        event.asset_key for event in result.get_asset_materialization_events()
+    }
+    with connect(settings.warehouse_path, read_only=True) as con:
+        views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    assert "stg_clickstream__events" not in views  # dbt never ran
