@@ -34,7 +34,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     job = defs.resolve_job_def(args.job)
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+        )
     failed = [
         event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"
     ]
@@ -89,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="materialize the whole asset graph once")
     run.add_argument("--job", default="full_build", help="job to run (default: full_build)")
+    run.add_argument(
+        "--log-level", default="INFO", help="Dagster console log level (default: INFO)"
+    )
     run.set_defaults(handler=_run)
 
     summary = commands.add_parser("summary", help="rows per table of the warehouse")
@@ -98,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Dagster prints run progress through its own console logger; this is for everything else.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return args.handler(args, load_settings())
