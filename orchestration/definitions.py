@@ -5,6 +5,13 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.assets.ingestion import RAW_EVENTS, raw_crm_tables, raw_events
 from orchestration.assets.transform import dbt_models
+from orchestration.automation import (
+    build_landing_sensor,
+    build_nightly_schedule,
+    full_build_job,
+    incremental_update_job,
+    report_failed_runs,
+)
 from orchestration.checks import expectation_check
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import (
@@ -15,19 +22,15 @@ from orchestration.resources import (
 )
 from orchestration.settings import Settings, load_settings
 
-full_build_job = dg.define_asset_job(
-    name="full_build",
-    selection=dg.AssetSelection.all(),
-    description="Ingest everything new, build and test every dbt model, run every check.",
-)
-
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole code location, configured by ``settings``."""
     return dg.Definitions(
         assets=[raw_events, raw_crm_tables, dbt_models],
         asset_checks=[expectation_check(RAW_EVENTS, "raw.events", "raw_events")],
-        jobs=[full_build_job],
+        jobs=[full_build_job, incremental_update_job],
+        schedules=[build_nightly_schedule(settings)],
+        sensors=[build_landing_sensor(settings), report_failed_runs],
         resources={
             "warehouse": WarehouseResource(
                 path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit

@@ -11,7 +11,9 @@ environment, so ``load_settings()`` exports the resolved values for the dbt subp
 - SEGWH_CRM_CUSTOMERS_TABLE, _ORDERS_TABLE, _CONSENTS_TABLE (customers, orders, consents);
 - SEGWH_WAREHOUSE_PATH ($SEGWH_DATA_DIR/warehouse.duckdb): the working DuckDB warehouse;
 - SEGWH_DUCKDB_MEMORY_LIMIT (2GB): DuckDB memory limit for ingestion and dbt (it spills beyond);
-- SEGWH_AS_OF (empty = when the run starts): ISO-8601 instant results are computed at.
+- SEGWH_AS_OF (empty = when the run starts): ISO-8601 instant results are computed at;
+- SEGWH_NIGHTLY_CRON (0 2 * * *) and SEGWH_NIGHTLY_TIMEZONE (UTC): the nightly full build;
+- SEGWH_SENSOR_INTERVAL_SECONDS (900): minimum interval of the landing-files sensor.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class Settings:
     warehouse_path: Path
     as_of: str
     duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
+    nightly_cron: str = "0 2 * * *"
+    nightly_timezone: str = "UTC"
+    sensor_interval_seconds: int = 900
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -60,6 +65,13 @@ def load_settings() -> Settings:
         as_of=os.environ.get("SEGWH_AS_OF", "").strip(),
         duckdb_memory_limit=os.environ.get("SEGWH_DUCKDB_MEMORY_LIMIT", "").strip()
         or DEFAULT_MEMORY_LIMIT,
+        nightly_cron=os.environ.get("SEGWH_NIGHTLY_CRON", "").strip() or Settings.nightly_cron,
+        nightly_timezone=os.environ.get("SEGWH_NIGHTLY_TIMEZONE", "").strip()
+        or Settings.nightly_timezone,
+        sensor_interval_seconds=int(
+            os.environ.get("SEGWH_SENSOR_INTERVAL_SECONDS", "").strip()
+            or Settings.sensor_interval_seconds
+        ),
     )
     export_for_dbt(str(settings.warehouse_path), settings.duckdb_memory_limit)
     return settings

@@ -1,8 +1,10 @@
 """Ingestion assets (group ``ingestion``): landing files and CRM tables into the ``raw`` schema."""
 
 from dataclasses import asdict
+from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from orchestration.ingestion.crm import CRM_ENTITIES, load_crm_table
 from orchestration.ingestion.events import discover_files, load_event_files
@@ -11,6 +13,16 @@ from orchestration.resources import CrmResource, LandingZoneResource, WarehouseR
 
 OWNER = "team:data-platform"
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
+
+
+class RawEventsConfig(dg.Config):
+    files: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Load only these landing files (paths as the landing-files sensor lists them); "
+            "empty means every file in the landing folder. Files already loaded are skipped."
+        ),
+    )
 
 
 @dg.asset(
@@ -28,11 +40,20 @@ RAW_EVENTS = dg.AssetKey(["raw", "events"])
 )
 def raw_events(
     context: dg.AssetExecutionContext,
+    config: RawEventsConfig,
     warehouse: WarehouseResource,
     landing: LandingZoneResource,
 ) -> dg.MaterializeResult:
     files = discover_files(landing.folder)
-    context.log.info("found %d event file(s) in %s", len(files), landing.folder)
+    if config.files:
+        wanted = {str(Path(f).resolve()) for f in config.files}
+        missing = wanted - {str(f.path) for f in files}
+        if missing:
+            raise FileNotFoundError(
+                f"requested landing file(s) not found in {landing.folder}: {sorted(missing)}"
+            )
+        files = [f for f in files if str(f.path) in wanted]
+    context.log.info("loading from %d event file(s) in %s", len(files), landing.folder)
     with warehouse.connect() as con:
         report = load_event_files(con, files, load_id=context.run.run_id)
         rejected_total = con.execute("SELECT count(*) FROM raw.rejected_events").fetchone()[0]

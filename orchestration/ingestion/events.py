@@ -141,7 +141,7 @@ def discover_files(landing_dir: Path) -> list[LandingFile]:
     if not landing_dir.is_dir():
         raise FileNotFoundError(
             f"landing folder {landing_dir} does not exist: set SEGWH_LANDING_DIR or generate the "
-            "sample data (`segwh generate-sample`)"
+            "sample data (`make sample`)"
         )
     found = []
     for path in sorted(p for p in landing_dir.rglob("*") if p.is_file()):

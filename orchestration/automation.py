@@ -1,0 +1,111 @@
+"""Jobs, the nightly schedule and the landing-files sensor.
+
+Every run of this code location writes the one DuckDB warehouse, so the instance runs them one at
+a time: ``.dagster_home/dagster.yaml`` limits runs tagged ``dagster/code_location=segwarehouse``
+(a tag Dagster puts on every run, UI materializations included) to one in progress. A second
+run request waits in the queue until the first has finished.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+
+from orchestration.assets.ingestion import RAW_EVENTS
+from orchestration.ingestion.events import discover_files
+from orchestration.resources import LandingZoneResource
+from orchestration.settings import Settings
+
+RAW_EVENTS_OP = "raw__events"
+
+full_build_job = dg.define_asset_job(
+    name="full_build",
+    selection=dg.AssetSelection.all(),
+    description=(
+        "Everything: ingest new landing files and the CRM snapshot, build and test every dbt "
+        "model, run every check. The nightly schedule runs it."
+    ),
+)
+
+incremental_update_job = dg.define_asset_job(
+    name="incremental_update",
+    selection=dg.AssetSelection.assets(RAW_EVENTS).downstream(),
+    description=(
+        "New landing files only: load them, then rebuild what depends on events (incremental "
+        "dbt models and their checks). No CRM reload, no retraining. The landing-files sensor "
+        "requests it."
+    ),
+)
+
+
+def build_nightly_schedule(settings: Settings) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="nightly_full_build",
+        job=full_build_job,
+        cron_schedule=settings.nightly_cron,
+        execution_timezone=settings.nightly_timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            f"Runs full_build at '{settings.nightly_cron}' ({settings.nightly_timezone}); set "
+            "SEGWH_NIGHTLY_CRON / SEGWH_NIGHTLY_TIMEZONE to change it."
+        ),
+    )
+
+
+def _signature(size: int, mtime_ns: int) -> str:
+    return f"{size}:{mtime_ns}"
+
+
+def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="landing_files_sensor",
+        job=incremental_update_job,
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Notices event files that landed (or changed) since its last tick and requests one "
+            "incremental_update run for exactly those files. The cursor remembers every file "
+            "requested (path -> size:mtime); the run key makes a request launch at most once."
+        ),
+    )
+    def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingZoneResource):
+        requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        new_files = [
+            f
+            for f in discover_files(landing.folder)
+            if requested.get(str(f.path)) != _signature(f.size, f.mtime_ns)
+        ]
+        if not new_files:
+            return dg.SkipReason(f"no new files in {landing.folder}")
+        paths = [str(f.path) for f in new_files]
+        fingerprint = "\n".join(
+            f"{f.path}:{_signature(f.size, f.mtime_ns)}" for f in new_files
+        ).encode()
+        requested.update({str(f.path): _signature(f.size, f.mtime_ns) for f in new_files})
+        context.update_cursor(json.dumps(requested, sort_keys=True))
+        context.log.info("requesting an incremental run for %d new file(s)", len(paths))
+        return dg.RunRequest(
+            run_key=hashlib.sha256(fingerprint).hexdigest()[:32],
+            run_config={"ops": {RAW_EVENTS_OP: {"config": {"files": paths}}}},
+            tags={"segwh/new_files": str(len(paths))},
+        )
+
+    return landing_files_sensor
+
+
+@dg.run_failure_sensor(
+    name="report_failed_runs",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Reports every failed run in the daemon log with its job and failed steps. Files of a "
+        "failed incremental run are never skipped: ingestion loads every file not yet loaded, "
+        "so the next run (or the run retry configured in dagster.yaml) picks them up."
+    ),
+)
+def report_failed_runs(context: dg.RunFailureSensorContext):
+    context.log.error(
+        "run %s of job %s failed: %s",
+        context.dagster_run.run_id,
+        context.dagster_run.job_name,
+        context.failure_event.message,
+    )

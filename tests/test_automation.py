@@ -1,0 +1,163 @@
+"""The nightly schedule, the landing-files sensor and the incremental run it requests."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration.automation import RAW_EVENTS_OP
+from orchestration.definitions import build_definitions
+from orchestration.resources import LandingZoneResource
+from orchestration.settings import Settings
+from orchestration.warehouse import connect
+from sample_data import DEFAULT_AS_OF
+
+
+def _settings(tmp_path: Path, landing: Path, crm_url: str = "sqlite://") -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        landing_dir=landing,
+        crm_url=crm_url,
+        crm_customers_table="customers",
+        crm_orders_table="orders",
+        crm_consents_table="consents",
+        warehouse_path=tmp_path / "warehouse.duckdb",
+        as_of=DEFAULT_AS_OF.isoformat(),
+    )
+
+
+def _tick(sensor: dg.SensorDefinition, landing: Path, cursor: str | None, instance):
+    context = dg.build_sensor_context(
+        cursor=cursor,
+        instance=instance,
+        resources={"landing": LandingZoneResource(path=str(landing))},
+    )
+    return sensor.evaluate_tick(context)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def sensor_setup(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    defs = build_definitions(_settings(tmp_path, landing))
+    sensor = defs.resolve_sensor_def("landing_files_sensor")
+    with dg.instance_for_test() as instance:
+        yield sensor, landing, instance
+
+
+def test_a_new_file_gives_one_run_request_for_exactly_that_file(sensor_setup):
+    sensor, landing, instance = sensor_setup
+    first = _write(landing / "events-1.jsonl", '{"event_id": "a"}\n')
+
+    result = _tick(sensor, landing, None, instance)
+
+    (request,) = result.run_requests
+    assert sensor.job_name == "incremental_update"
+    assert request.run_config["ops"][RAW_EVENTS_OP]["config"]["files"] == [str(first)]
+
+    second = _write(landing / "events-2.jsonl", '{"event_id": "b"}\n')
+    later = _tick(sensor, landing, result.cursor, instance)
+
+    (request,) = later.run_requests
+    assert request.run_config["ops"][RAW_EVENTS_OP]["config"]["files"] == [str(second)]
+
+
+def test_the_same_files_again_give_no_request(sensor_setup):
+    sensor, landing, instance = sensor_setup
+    _write(landing / "events-1.jsonl", '{"event_id": "a"}\n')
+    first = _tick(sensor, landing, None, instance)
+
+    again = _tick(sensor, landing, first.cursor, instance)
+
+    assert again.run_requests == []
+    assert "no new files" in again.skip_message
+
+
+def test_the_cursor_survives_a_restart_and_run_keys_are_stable(sensor_setup, tmp_path):
+    sensor, landing, instance = sensor_setup
+    _write(landing / "events-1.jsonl", '{"event_id": "a"}\n')
+    first = _tick(sensor, landing, None, instance)
+    stored_cursor = json.loads(json.dumps(first.cursor))  # what the instance persists
+
+    with dg.instance_for_test() as restarted:  # a new daemon process: only the cursor survives
+        after_restart = _tick(sensor, landing, stored_cursor, restarted)
+        # had the cursor been lost, the same request would carry the same run key, and
+        # Dagster launches a run key only once
+        replay = _tick(sensor, landing, None, restarted)
+
+    assert after_restart.run_requests == []
+    assert replay.run_requests[0].run_key == first.run_requests[0].run_key
+
+
+def test_a_changed_file_is_requested_again(sensor_setup):
+    sensor, landing, instance = sensor_setup
+    path = _write(landing / "events-1.jsonl", '{"event_id": "a"}\n')
+    first = _tick(sensor, landing, None, instance)
+    path.write_text('{"event_id": "a"}\n{"event_id": "b"}\n')
+    os.utime(path, ns=(1, 1))
+
+    again = _tick(sensor, landing, first.cursor, instance)
+
+    (request,) = again.run_requests
+    assert request.run_key != first.run_requests[0].run_key
+
+
+def test_the_nightly_schedule_runs_the_whole_graph_at_two_utc(tmp_path):
+    defs = build_definitions(_settings(tmp_path, tmp_path))
+    schedule = defs.resolve_schedule_def("nightly_full_build")
+    job = defs.resolve_job_def(schedule.job_name)
+    graph = defs.resolve_asset_graph()
+
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "UTC")
+    assert set(job.asset_layer.executable_asset_keys) == set(graph.get_all_asset_keys())
+    assert set(job.asset_layer.asset_graph.asset_check_keys) == set(graph.asset_check_keys)
+
+
+def test_the_schedule_time_and_zone_are_configurable(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGWH_NIGHTLY_CRON", "30 3 * * *")
+    monkeypatch.setenv("SEGWH_NIGHTLY_TIMEZONE", "Europe/Berlin")
+    from orchestration.settings import load_settings
+
+    schedule = build_definitions(load_settings()).resolve_schedule_def("nightly_full_build")
+
+    assert (schedule.cron_schedule, schedule.execution_timezone) == (
+        "30 3 * * *",
+        "Europe/Berlin",
+    )
+
+
+@pytest.mark.integration
+def test_the_incremental_run_loads_only_the_requested_files(tmp_path, small_sample):
+    landing = tmp_path / "landing"
+    shutil.copytree(small_sample.landing_dir, landing)
+    newest = sorted(landing.iterdir())[-1]
+    newest.rename(tmp_path / newest.name)  # lands later
+    settings = _settings(tmp_path, landing, small_sample.crm_url)
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def("landing_files_sensor")
+
+    with dg.instance_for_test() as instance:
+        first = _tick(sensor, landing, None, instance)
+        (tmp_path / newest.name).rename(newest)
+        second = _tick(sensor, landing, first.cursor, instance)
+        (request,) = second.run_requests
+        job = defs.resolve_job_def(sensor.job_name)
+        result = job.execute_in_process(instance=instance, run_config=request.run_config)
+
+    assert result.success
+    with connect(settings.warehouse_path, read_only=True) as con:
+        loaded_files = con.execute("SELECT file_name FROM raw.event_load_audit").fetchall()
+        staged = con.execute("SELECT count(*) FROM staging.stg_clickstream__events").fetchone()[0]
+    assert loaded_files == [(newest.name,)]
+    assert staged > 0
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert dg.AssetKey(["raw", "crm_customers"]) not in materialized  # no CRM reload
