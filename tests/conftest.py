@@ -1,9 +1,21 @@
 """Shared fixtures: real services on loopback, small generated sample data."""
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from orchestration.settings import PROJECT_DIR
 
 POSTGRES_URL = os.environ.get(
     "SEGWH_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -30,3 +42,79 @@ def small_sample(tmp_path_factory):
     from sample_data import generate
 
     return generate(tmp_path_factory.mktemp("sample"), n_events=6_000, seed=7)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class DagsterServer:
+    url: str
+    port: int
+    home: Path
+    warehouse_path: Path
+    log_path: Path
+
+
+@pytest.fixture(scope="session")
+def dagster_server(tmp_path_factory, small_sample) -> Iterator[DagsterServer]:
+    """``dagster dev`` (webserver + daemon) on a free port, with a temporary Dagster home that
+    uses the project's instance config, serving the code location on the small sample."""
+    root = tmp_path_factory.mktemp("dagster_server")
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_DIR / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "SEGWH_DATA_DIR": str(root),
+        "SEGWH_LANDING_DIR": str(small_sample.landing_dir),
+        "SEGWH_CRM_URL": small_sample.crm_url,
+        "SEGWH_WAREHOUSE_PATH": str(root / "warehouse.duckdb"),
+        "SEGWH_AS_OF": "2026-11-01T00:00:00Z",
+    }
+    log_path = root / "dagster-dev.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "dev",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"dagster dev exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail(f"dagster dev did not answer on {url}:\n{log_path.read_text()[-3000:]}")
+        yield DagsterServer(url, port, home, root / "warehouse.duckdb", log_path)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

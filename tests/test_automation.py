@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -161,3 +162,56 @@ def test_the_incremental_run_loads_only_the_requested_files(tmp_path, small_samp
     assert staged > 0
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert dg.AssetKey(["raw", "crm_customers"]) not in materialized  # no CRM reload
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_a_dagster_instance_on_postgresql_completes_a_run(tmp_path, small_sample, postgres_url):
+    """The production instance config (default config + deploy/postgres-storage.yaml) on the
+    PostgreSQL server on loopback: a run completes and is stored there."""
+    import sqlalchemy as sa
+
+    from orchestration.settings import PROJECT_DIR
+
+    database = f"dagster_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sa.text(f"CREATE DATABASE {database}"))
+    url = sa.make_url(postgres_url)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        (PROJECT_DIR / ".dagster_home" / "dagster.yaml").read_text()
+        + (PROJECT_DIR / "deploy" / "postgres-storage.yaml").read_text()
+    )
+    env = {
+        "DAGSTER_PG_HOST": url.host,
+        "DAGSTER_PG_PORT": str(url.port),
+        "DAGSTER_PG_DB": database,
+        "DAGSTER_PG_USER": url.username,
+        "DAGSTER_PG_PASSWORD": url.password or "",
+    }
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            settings = _settings(tmp_path, small_sample.landing_dir, small_sample.crm_url)
+            job = build_definitions(settings).resolve_job_def("incremental_update")
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+                result = job.execute_in_process(instance=instance)
+                stored = instance.get_run_record_by_id(result.run_id)
+        assert result.success
+        assert stored.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        dagster_db = sa.create_engine(url.set(database=database))
+        with dagster_db.connect() as con:
+            rows = con.execute(
+                sa.text("SELECT status FROM runs WHERE run_id = :run_id"),
+                {"run_id": result.run_id},
+            ).fetchall()
+        dagster_db.dispose()
+        assert rows == [("SUCCESS",)]
+    finally:
+        with admin.connect() as con:
+            con.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        admin.dispose()
