@@ -28,7 +28,7 @@ class RawEventsConfig(dg.Config):
 @dg.asset(
     key=RAW_EVENTS,
     group_name="ingestion",
-    kinds={"python", "duckdb"},
+    kinds={"python", "duckdb", "great-expectations"},
     owners=[OWNER],
     description=(
         "Events from the landing folder (JSONL and Parquet) loaded into raw.events with DuckDB's "

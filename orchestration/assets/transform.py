@@ -9,6 +9,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from orchestration.assets.ingestion import OWNER
 from orchestration.dbt import dbt_project
+from orchestration.metadata import table_metadata
 from orchestration.resources import AsOfResource, WarehouseResource
 from orchestration.settings import export_for_dbt
 
@@ -42,6 +43,15 @@ def dbt_models(
     export_for_dbt(warehouse.path, warehouse.memory_limit)
     as_of_value = as_of.resolve(context).isoformat()
     context.log.info("dbt build at as_of=%s", as_of_value)
-    yield from dbt.cli(
-        ["build", "--vars", json.dumps({"as_of": as_of_value})], context=context
-    ).stream()
+    invocation = dbt.cli(["build", "--vars", json.dumps({"as_of": as_of_value})], context=context)
+    # dbt holds the DuckDB file until it exits, so the row counts and column schemas that the UI
+    # shows are read afterwards (dagster-dbt's fetch_row_counts would query it concurrently).
+    events = list(invocation.stream())
+    with warehouse.connect(read_only=True) as con:
+        for event in events:
+            if isinstance(event, dg.Output):
+                key = context.assets_def.asset_key_for_output(event.output_name)
+                relation = ".".join(key.path)  # the translator keys models by schema and name
+                yield event.with_metadata({**event.metadata, **table_metadata(con, relation)})
+            else:
+                yield event
