@@ -50,7 +50,7 @@ def dbt_models(
     with warehouse.connect(read_only=True) as con:
         for event in events:
             if isinstance(event, dg.Output):
-                key = context.assets_def.asset_key_for_output(event.output_name)
+                key = context.asset_key_for_output(event.output_name)
                 relation = ".".join(key.path)  # the translator keys models by schema and name
                 yield event.with_metadata({**event.metadata, **table_metadata(con, relation)})
             else:
