@@ -106,6 +106,11 @@ def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_s
     assert _scalar(settings, "SELECT count(*) FROM staging.stg_crm__orders") == (
         _sqlite_count(small_sample, "orders")
     )
+    orders_meta = _materialization_metadata(result, dg.AssetKey(["staging", "stg_crm__orders"]))
+    assert orders_meta["dagster/row_count"].value == _sqlite_count(small_sample, "orders")
+    assert "order_id" in {
+        column.name for column in orders_meta["dagster/column_schema"].value.columns
+    }
 
     again = _run_full_build(settings, instance)
 
