@@ -42,9 +42,16 @@ _MAX_ERROR_CHARS = 300
 
 
 def validate_table(
-    warehouse_path: str | Path, table: str, suite: gx.ExpectationSuite
+    warehouse_path: str | Path,
+    table: str,
+    suite: gx.ExpectationSuite,
+    *,
+    row_filter: str | None = None,
 ) -> SuiteOutcome:
     """Validate ``table`` (``"schema.name"`` or ``"name"`` in ``main``) of a DuckDB file.
+
+    ``row_filter`` (a SQL boolean expression, e.g. ``_load_id = 'abc'``) restricts the batch to
+    matching rows, so an incremental run validates only what it added; still pushed down.
 
     The file is opened read-only, so the caller must make sure no writer holds it, in this
     process or any other. Other readers may stay open. Raises if the file or the table does not
@@ -67,7 +74,12 @@ def validate_table(
     )
     try:
         columns = _table_columns(datasource.get_engine(), schema, name)
-        asset = datasource.add_table_asset(name=table, table_name=name, schema_name=schema)
+        if row_filter:
+            asset = datasource.add_query_asset(
+                name=table, query=f'SELECT * FROM "{schema}"."{name}" WHERE {row_filter}'
+            )
+        else:
+            asset = datasource.add_table_asset(name=table, table_name=name, schema_name=schema)
         batch = asset.add_batch_definition_whole_table("whole table").get_batch()
         summary: dict[str, Any] = {
             "result_format": "SUMMARY",

@@ -12,11 +12,13 @@ import json
 import dagster as dg
 
 from orchestration.assets.ingestion import RAW_EVENTS
+from orchestration.checks import check_op_name
 from orchestration.ingestion.events import discover_files
 from orchestration.resources import LandingZoneResource
 from orchestration.settings import Settings
 
 RAW_EVENTS_OP = "raw__events"
+RAW_EVENTS_CHECK_OP = check_op_name(RAW_EVENTS, "raw_events")
 
 full_build_job = dg.define_asset_job(
     name="full_build",
@@ -86,7 +88,12 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
         context.log.info("requesting an incremental run for %d new file(s)", len(paths))
         return dg.RunRequest(
             run_key=hashlib.sha256(fingerprint).hexdigest()[:32],
-            run_config={"ops": {RAW_EVENTS_OP: {"config": {"files": paths}}}},
+            run_config={
+                "ops": {
+                    RAW_EVENTS_OP: {"config": {"files": paths}},
+                    RAW_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}},
+                }
+            },
             tags={"segwh/new_files": str(len(paths))},
         )
 

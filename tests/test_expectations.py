@@ -422,3 +422,20 @@ def test_tables_outside_main_need_the_search_path(tmp_path: Path) -> None:
 
     with_path = _validate_with_gx(url, duckdb_compat.engine_kwargs(search_path="raw"), "raw")
     assert all(r.success for r in with_path), _errors(with_path)
+
+
+def test_row_filter_validates_only_the_matching_rows(tmp_path: Path) -> None:
+    # an older load holds a null event_id; a new load is clean
+    path = make_warehouse(
+        tmp_path / "w.duckdb",
+        "UPDATE raw.events SET event_id = NULL WHERE event_id = 'e1'",
+        "UPDATE raw.events SET _load_id = 'load-2' WHERE event_id IN ('e2', 'e3', 'e4')",
+    )
+    suite = load_suite("raw_events")
+
+    whole = validate_table(path, "raw.events", suite)
+    new_load = validate_table(path, "raw.events", suite, row_filter="_load_id = 'load-2'")
+
+    assert not find(whole, "expect_column_values_to_not_be_null", "event_id").success
+    assert new_load.success
+    assert find(new_load, "expect_table_row_count_to_be_between", None).observed_value == 3
