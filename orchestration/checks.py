@@ -69,15 +69,11 @@ def expectation_check(
             len(outcome.failed_warnings),
             outcome.elapsed_seconds,
         )
+        metadata = outcome.to_metadata()
+        metadata["failures_markdown"] = dg.MetadataValue.md(metadata["failures_markdown"])
+        metadata["rows_validated"] = "this run's load" if row_filter else "whole table"
         return dg.AssetCheckResult(
-            passed=outcome.success,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                **outcome.to_metadata(),
-                "failures_markdown": dg.MetadataValue.md(
-                    outcome.to_metadata()["failures_markdown"]
-                ),
-            },
+            passed=outcome.success, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata
         )
 
     return _check
