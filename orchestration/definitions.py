@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from orchestration.assets.ingestion import RAW_EVENTS, raw_crm_tables, raw_events
+from orchestration.assets.serving import PUBLISHED_SCHEMA, build_published_segments
 from orchestration.assets.transform import dbt_models
 from orchestration.automation import (
     build_landing_sensor,
@@ -18,6 +19,7 @@ from orchestration.resources import (
     AsOfResource,
     CrmResource,
     LandingZoneResource,
+    ServingResource,
     WarehouseResource,
 )
 from orchestration.settings import Settings, load_settings
@@ -26,7 +28,14 @@ from orchestration.settings import Settings, load_settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The whole code location, configured by ``settings``."""
     return dg.Definitions(
-        assets=[raw_events, raw_crm_tables, dbt_models],
+        assets=[
+            raw_events,
+            raw_crm_tables,
+            dbt_models,
+            build_published_segments(
+                [key for key in dbt_models.keys if key.path[0] == PUBLISHED_SCHEMA]
+            ),
+        ],
         asset_checks=[expectation_check(RAW_EVENTS, "raw.events", "raw_events")],
         jobs=[full_build_job, incremental_update_job],
         schedules=[build_nightly_schedule(settings)],
@@ -43,6 +52,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 consents_table=settings.crm_consents_table,
             ),
             "as_of": AsOfResource(as_of=settings.as_of),
+            "serving": ServingResource(
+                path=str(settings.resolved_serving_dir),
+                postgres_url=settings.serving_postgres_url,
+                postgres_schema=settings.serving_postgres_schema,
+                reader_role=settings.serving_reader_role,
+            ),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         },
         # One writer at a time on the DuckDB file: the steps of a run execute one by one.

@@ -72,3 +72,21 @@ class AsOfResource(dg.ConfigurableResource):
         record = context.instance.get_run_record_by_id(context.run_id)
         created = record.create_timestamp if record else datetime.now(UTC)
         return created.astimezone(UTC).replace(microsecond=0)
+
+
+class ServingResource(dg.ConfigurableResource):
+    """Where BI tools read: a published DuckDB file and Parquet folder, optionally PostgreSQL."""
+
+    path: str = Field(description="Folder of the published DuckDB file and Parquet versions.")
+    postgres_url: str = Field(
+        default="", description="SQLAlchemy URL of a PostgreSQL database to publish to (optional)."
+    )
+    postgres_schema: str = Field(default="segments", description="Published PostgreSQL schema.")
+    reader_role: str = Field(
+        default="segwh_bi_reader",
+        description="PostgreSQL role granted read access to the published schema (NOLOGIN).",
+    )
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path)

@@ -12,6 +12,9 @@ environment, so ``load_settings()`` exports the resolved values for the dbt subp
 - SEGWH_WAREHOUSE_PATH ($SEGWH_DATA_DIR/warehouse.duckdb): the working DuckDB warehouse;
 - SEGWH_DUCKDB_MEMORY_LIMIT (2GB): DuckDB memory limit for ingestion and dbt (it spills beyond);
 - SEGWH_AS_OF (empty = when the run starts): ISO-8601 instant results are computed at;
+- SEGWH_SERVING_DIR ($SEGWH_DATA_DIR/serving): the published DuckDB file and Parquet folder;
+- SEGWH_SERVING_POSTGRES_URL (empty = off), SEGWH_SERVING_POSTGRES_SCHEMA (segments),
+  SEGWH_SERVING_READER_ROLE (segwh_bi_reader): the published PostgreSQL schema for BI;
 - SEGWH_NIGHTLY_CRON (0 2 * * *) and SEGWH_NIGHTLY_TIMEZONE (UTC): the nightly full build;
 - SEGWH_SENSOR_INTERVAL_SECONDS (900): minimum interval of the landing-files sensor.
 """
@@ -39,7 +42,16 @@ class Settings:
     crm_consents_table: str
     warehouse_path: Path
     as_of: str
+
+    @property
+    def resolved_serving_dir(self) -> Path:
+        return self.serving_dir or self.data_dir / "serving"
+
     duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
+    serving_dir: Path | None = None  # None: <data_dir>/serving
+    serving_postgres_url: str = ""
+    serving_postgres_schema: str = "segments"
+    serving_reader_role: str = "segwh_bi_reader"
     nightly_cron: str = "0 2 * * *"
     nightly_timezone: str = "UTC"
     sensor_interval_seconds: int = 900
@@ -65,6 +77,12 @@ def load_settings() -> Settings:
         as_of=os.environ.get("SEGWH_AS_OF", "").strip(),
         duckdb_memory_limit=os.environ.get("SEGWH_DUCKDB_MEMORY_LIMIT", "").strip()
         or DEFAULT_MEMORY_LIMIT,
+        serving_dir=_env_path("SEGWH_SERVING_DIR", data_dir / "serving"),
+        serving_postgres_url=os.environ.get("SEGWH_SERVING_POSTGRES_URL", "").strip(),
+        serving_postgres_schema=os.environ.get("SEGWH_SERVING_POSTGRES_SCHEMA", "").strip()
+        or Settings.serving_postgres_schema,
+        serving_reader_role=os.environ.get("SEGWH_SERVING_READER_ROLE", "").strip()
+        or Settings.serving_reader_role,
         nightly_cron=os.environ.get("SEGWH_NIGHTLY_CRON", "").strip() or Settings.nightly_cron,
         nightly_timezone=os.environ.get("SEGWH_NIGHTLY_TIMEZONE", "").strip()
         or Settings.nightly_timezone,

@@ -1,10 +1,13 @@
 """Integration: the whole asset graph on small generated data, in a temp dir, real Dagster."""
 
+import dataclasses
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from orchestration.definitions import build_definitions
@@ -141,3 +144,34 @@ def test_a_failing_blocking_check_stops_the_dbt_models(tmp_path, small_sample, i
     with connect(settings.warehouse_path, read_only=True) as con:
         views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
     assert "stg_clickstream__events" not in views  # dbt never ran
+
+
+def _published_version(serving: Path) -> str:
+    with duckdb.connect(str(serving / "segments.duckdb"), read_only=True) as con:
+        return con.execute("SELECT version FROM publish_version").fetchone()[0]
+
+
+def test_a_bad_crm_batch_blocks_publishing_and_the_last_version_stays(
+    tmp_path, small_sample, instance
+):
+    crm = tmp_path / "crm.sqlite"
+    shutil.copy(small_sample.crm_path, crm)
+    settings = dataclasses.replace(_settings(tmp_path, small_sample), crm_url=f"sqlite:///{crm}")
+    serving = settings.resolved_serving_dir
+    first = _run_full_build(settings, instance)
+    assert first.success
+    published = _published_version(serving)
+    published_bytes = (serving / "segments.duckdb").read_bytes()
+    with sqlite3.connect(crm) as con:  # the CRM export now holds a customer twice
+        con.execute("INSERT INTO customers SELECT * FROM customers LIMIT 1")
+
+    result = _run_full_build(settings, instance)
+
+    assert not result.success
+    failed = [e for e in _check_evaluations(result) if not e.passed]
+    assert any(e.check_name == "unique_stg_crm__customers_customer_id" for e in failed)
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert dg.AssetKey(["serving", "published_segments"]) not in materialized
+    assert _published_version(serving) == published
+    assert (serving / "segments.duckdb").read_bytes() == published_bytes
+    assert _scalar(settings, "SELECT count(*) FROM serving.publish_log") == 1

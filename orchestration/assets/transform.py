@@ -46,7 +46,11 @@ def dbt_models(
     invocation = dbt.cli(["build", "--vars", json.dumps({"as_of": as_of_value})], context=context)
     # dbt holds the DuckDB file until it exits, so the row counts and column schemas that the UI
     # shows are read afterwards (dagster-dbt's fetch_row_counts would query it concurrently).
-    events = list(invocation.stream())
+    events, failure = [], None
+    try:
+        events.extend(invocation.stream())
+    except Exception as exc:  # a failed model or test: report what succeeded, then fail
+        failure = exc
     with warehouse.connect(read_only=True) as con:
         for event in events:
             if isinstance(event, dg.Output):
@@ -55,3 +59,5 @@ def dbt_models(
                 yield event.with_metadata({**event.metadata, **table_metadata(con, relation)})
             else:
                 yield event
+    if failure is not None:
+        raise failure

@@ -1,0 +1,118 @@
+"""Serving (group ``serving``): publish the marts for BI tools, write-audit-publish style.
+
+The marts are built and checked in the working warehouse first (write, audit); this asset runs
+only after them, refuses to publish if any blocking check of the run failed, and then swaps the
+published outputs atomically (publish). A failed check therefore leaves what BI tools read
+exactly as it was.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import dagster as dg
+import sqlalchemy as sa
+
+from orchestration.assets.ingestion import OWNER
+from orchestration.metadata import markdown_table
+from orchestration.publish import (
+    PublishResult,
+    new_version,
+    publish_duckdb,
+    publish_parquet,
+    publish_postgres,
+    record_publish,
+)
+from orchestration.resources import ServingResource, WarehouseResource
+
+PUBLISHED_SCHEMA = "marts"  # every table dbt builds in marts is BI-facing
+
+
+def _failed_blocking_checks(context: dg.AssetExecutionContext) -> tuple[list[str], list[str]]:
+    """(passed, failed) error-severity checks evaluated so far in this run."""
+    passed, failed = [], []
+    records = context.instance.get_records_for_run(
+        context.run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        if evaluation.passed:
+            passed.append(name)
+        elif evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            failed.append(name)
+    return passed, failed
+
+
+def build_published_segments(mart_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=dg.AssetKey(["serving", "published_segments"]),
+        deps=list(mart_keys),
+        group_name="serving",
+        kinds={"duckdb", "parquet", "postgres"},
+        owners=[OWNER],
+        description=(
+            "Publishes every table of the marts schema for BI tools, atomically: the DuckDB "
+            "file <serving>/segments.duckdb (swapped by rename), Parquet under "
+            "<serving>/parquet/current (symlink switched), and, when configured, a PostgreSQL "
+            "schema (swapped in one transaction, readable by the BI role). Runs only when every "
+            "blocking check of the run passed; each publish is recorded in serving.publish_log."
+        ),
+    )
+    def published_segments(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        serving: ServingResource,
+    ) -> dg.MaterializeResult:
+        passed, failed = _failed_blocking_checks(context)
+        if failed:
+            raise dg.Failure(
+                "not publishing: blocking checks failed in this run; the published tables "
+                "stay as they were",
+                metadata={"failed_checks": ", ".join(failed)},
+            )
+        published_at = datetime.now(UTC)
+        version = new_version(published_at)
+        outputs = {"duckdb": str(serving.folder / "segments.duckdb")}
+        with warehouse.connect() as con:
+            tables = [
+                f"{PUBLISHED_SCHEMA}.{name}"
+                for (name,) in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                    "current_database() AND schema_name = ? ORDER BY 1",
+                    [PUBLISHED_SCHEMA],
+                ).fetchall()
+            ]
+            counts = publish_duckdb(con, tables, serving.folder, version)
+            outputs["parquet"] = str(publish_parquet(con, tables, serving.folder, version))
+            if serving.postgres_url:
+                engine = sa.create_engine(serving.postgres_url)
+                try:
+                    publish_postgres(
+                        con,
+                        tables,
+                        engine,
+                        serving.postgres_schema,
+                        version,
+                        serving.reader_role,
+                        serving.folder / ".scratch",
+                    )
+                finally:
+                    engine.dispose()
+                outputs["postgres"] = serving.postgres_schema
+            result = PublishResult(version, published_at, counts)
+            record_publish(
+                con, result, run_id=context.run.run_id, checks_passed=passed, outputs=outputs
+            )
+        context.log.info("published version %s: %d table(s)", version, len(tables))
+        return dg.MaterializeResult(
+            metadata={
+                "version": version,
+                "tables": markdown_table([{"table": t, "rows": counts[t]} for t in tables]),
+                "published_duckdb": dg.MetadataValue.path(outputs["duckdb"]),
+                "published_parquet": dg.MetadataValue.path(outputs["parquet"]),
+                "published_postgres_schema": outputs.get("postgres", "not configured"),
+                "checks_passed": len(passed),
+            }
+        )
+
+    return published_segments

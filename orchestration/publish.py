@@ -1,0 +1,249 @@
+"""Publishing the BI-facing tables: write, then swap atomically, so readers never see a mix.
+
+The working warehouse is never opened by BI tools. A publish copies the published tables into
+serving outputs that readers use instead:
+
+- a DuckDB file, ``<serving>/segments.duckdb``: written under a temporary name, then renamed over
+  the previous file (``os.replace`` is atomic on POSIX). A reader that opened the old file keeps
+  reading it; the next open sees the new one. The publisher never opens the published file, so
+  readers never meet a lock.
+- Parquet files, ``<serving>/parquet/<version>/<schema>__<table>.parquet``; the ``current``
+  symlink is switched atomically to the new version folder. Readers resolve ``current`` once per
+  query (``os.path.realpath``) to read one version throughout.
+
+Every output carries the version in a ``publish_version`` table (DuckDB file) or a
+``_manifest.json`` (Parquet folder).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+PUBLISHED_DUCKDB = "segments.duckdb"
+PARQUET_DIR = "parquet"
+CURRENT = "current"
+KEEP_PARQUET_VERSIONS = 3
+
+PUBLISH_LOG_DDL = """
+CREATE SCHEMA IF NOT EXISTS serving;
+CREATE TABLE IF NOT EXISTS serving.publish_log (
+    version VARCHAR NOT NULL,
+    published_at TIMESTAMPTZ NOT NULL,
+    run_id VARCHAR,
+    tables JSON NOT NULL,          -- {"marts.x": rows, ...}
+    checks_passed JSON NOT NULL,   -- ["asset:check", ...]
+    outputs JSON NOT NULL          -- {"duckdb": path, "parquet": path, "postgres": schema}
+);
+"""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    version: str
+    published_at: datetime
+    row_counts: dict[str, int]
+
+
+def new_version(now: datetime | None = None) -> str:
+    """A sortable, unique-enough version id: UTC time to the microsecond."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def published_name(table: str) -> str:
+    """``marts.segment_membership`` -> ``segment_membership`` in the outputs' flat namespace."""
+    return table.split(".", 1)[-1]
+
+
+def publish_duckdb(
+    con: duckdb.DuckDBPyConnection, tables: list[str], serving_dir: Path, version: str
+) -> dict[str, int]:
+    """Copy ``tables`` into a new DuckDB file and swap it in atomically; return row counts."""
+    serving_dir.mkdir(parents=True, exist_ok=True)
+    target = serving_dir / PUBLISHED_DUCKDB
+    temporary = serving_dir / f".{PUBLISHED_DUCKDB}.{version}.tmp"
+    temporary.unlink(missing_ok=True)
+    counts: dict[str, int] = {}
+    con.execute(f"ATTACH '{temporary}' AS publishing")
+    try:
+        for table in tables:
+            name = published_name(table)
+            con.execute(f'CREATE TABLE publishing.main."{name}" AS SELECT * FROM {table}')
+            counts[table] = con.execute(
+                f'SELECT count(*) FROM publishing.main."{name}"'
+            ).fetchone()[0]
+        con.execute(
+            "CREATE TABLE publishing.main.publish_version AS "
+            "SELECT ?::VARCHAR AS version, now() AS published_at",
+            [version],
+        )
+    finally:
+        con.execute("DETACH publishing")
+    os.replace(temporary, target)
+    return counts
+
+
+def publish_parquet(
+    con: duckdb.DuckDBPyConnection, tables: list[str], serving_dir: Path, version: str
+) -> Path:
+    """Write ``tables`` as Parquet into a new version folder and point ``current`` at it."""
+    root = serving_dir / PARQUET_DIR
+    folder = root / version
+    folder.mkdir(parents=True, exist_ok=False)
+    for table in tables:
+        con.execute(
+            f"COPY (SELECT * FROM {table}) TO '{folder / (published_name(table) + '.parquet')}' "
+            "(FORMAT parquet)"
+        )
+    (folder / "_manifest.json").write_text(
+        json.dumps({"version": version, "tables": [published_name(t) for t in tables]})
+    )
+    link = root / f".{CURRENT}.{version}.tmp"
+    link.symlink_to(version, target_is_directory=True)
+    os.replace(link, root / CURRENT)  # atomic switch of the symlink
+    _prune_old_versions(root, keep=KEEP_PARQUET_VERSIONS)
+    return root / CURRENT
+
+
+def _prune_old_versions(root: Path, keep: int) -> None:
+    versions = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    current = (root / CURRENT).resolve()
+    for old in versions[:-keep]:
+        if old.resolve() != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def record_publish(
+    con: duckdb.DuckDBPyConnection,
+    result: PublishResult,
+    *,
+    run_id: str,
+    checks_passed: list[str],
+    outputs: dict[str, str],
+) -> None:
+    con.execute(PUBLISH_LOG_DDL)
+    con.execute(
+        "INSERT INTO serving.publish_log VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            result.version,
+            result.published_at,
+            run_id,
+            json.dumps(result.row_counts),
+            json.dumps(sorted(checks_passed)),
+            json.dumps(outputs),
+        ],
+    )
+
+
+# DuckDB type -> PostgreSQL type; anything else (lists, structs, maps) is published as jsonb text.
+_PG_TYPES = {
+    "VARCHAR": "text",
+    "BOOLEAN": "boolean",
+    "TINYINT": "smallint",
+    "SMALLINT": "smallint",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "HUGEINT": "numeric",
+    "UBIGINT": "numeric",
+    "FLOAT": "real",
+    "DOUBLE": "double precision",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "JSON": "jsonb",
+    "UUID": "uuid",
+}
+
+
+def _pg_type(duckdb_type: str) -> str:
+    if duckdb_type.startswith("DECIMAL"):
+        return duckdb_type.replace("DECIMAL", "numeric")
+    return _PG_TYPES.get(duckdb_type, "jsonb")
+
+
+def publish_postgres(
+    con: duckdb.DuckDBPyConnection,
+    tables: list[str],
+    engine: sa.Engine,
+    schema: str,
+    version: str,
+    reader_role: str,
+    scratch_dir: Path,
+) -> None:
+    """Load ``tables`` into a new PostgreSQL schema, then swap it in under ``schema`` in one
+    transaction, granting read access to ``reader_role`` (created if missing, NOLOGIN: grant it
+    to the BI users). The swap first takes ACCESS EXCLUSIVE locks on the tables it replaces, so
+    it waits for running reader transactions, and readers see the old or the new version whole.
+    """
+    loading = f"{schema}__loading_{version.lower()}"
+    retired = f"{schema}__retired"
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    with engine.begin() as pg:
+        pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{loading}" CASCADE')
+        pg.exec_driver_sql(f'CREATE SCHEMA "{loading}"')
+        for table in [*tables, None]:
+            if table is None:  # the version marker
+                pg.exec_driver_sql(
+                    f'CREATE TABLE "{loading}".publish_version AS '
+                    "SELECT %s::text AS version, now() AS published_at",
+                    (version,),
+                )
+                continue
+            name = published_name(table)
+            described = con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
+            columns = ", ".join(f'"{c[0]}" {_pg_type(c[1])}' for c in described)
+            pg.exec_driver_sql(f'CREATE TABLE "{loading}"."{name}" ({columns})')
+            csv_path = scratch_dir / f"{name}.{version}.csv"
+            casts = ", ".join(
+                f'"{c[0]}"'
+                if _pg_type(c[1]) != "jsonb" or c[1] == "JSON"
+                else f'to_json("{c[0]}") AS "{c[0]}"'
+                for c in described
+            )
+            con.execute(
+                f"COPY (SELECT {casts} FROM {table}) TO '{csv_path}' (FORMAT csv, HEADER false)"
+            )
+            try:
+                cursor = pg.connection.dbapi_connection.cursor()
+                with csv_path.open() as handle:
+                    cursor.copy_expert(
+                        f'COPY "{loading}"."{name}" FROM STDIN WITH (FORMAT csv)', handle
+                    )
+            finally:
+                csv_path.unlink(missing_ok=True)
+    with engine.begin() as pg:
+        exists = pg.exec_driver_sql(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)
+        ).first()
+        if exists:
+            old_tables = (
+                pg.exec_driver_sql(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+                )
+                .scalars()
+                .all()
+            )
+            if old_tables:
+                names = ", ".join(f'"{schema}"."{t}"' for t in old_tables)
+                pg.exec_driver_sql(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+            pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE')
+            pg.exec_driver_sql(f'ALTER SCHEMA "{schema}" RENAME TO "{retired}"')
+        pg.exec_driver_sql(f'ALTER SCHEMA "{loading}" RENAME TO "{schema}"')
+        pg.exec_driver_sql(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+            f"'{reader_role}') THEN CREATE ROLE \"{reader_role}\" NOLOGIN; END IF; END $$"
+        )
+        pg.exec_driver_sql(f'GRANT USAGE ON SCHEMA "{schema}" TO "{reader_role}"')
+        pg.exec_driver_sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{reader_role}"')
+    with engine.begin() as pg:
+        pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE')

@@ -1,0 +1,169 @@
+"""Write-audit-publish: BI-like reader processes query the published DuckDB file, the Parquet
+folder and the PostgreSQL schema in a loop while new versions are published; they must see no
+errors, no lock failures and never a mix of two versions."""
+
+import json
+import multiprocessing
+import os
+import time
+import uuid
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from orchestration.publish import (
+    CURRENT,
+    PARQUET_DIR,
+    PUBLISHED_DUCKDB,
+    new_version,
+    publish_duckdb,
+    publish_parquet,
+    publish_postgres,
+)
+from orchestration.warehouse import connect
+
+TABLES = ["marts.segment_sizes", "marts.person_segments"]
+VERSIONS = 6
+
+
+def _rows_for(index: int) -> int:
+    return 1_000 + 137 * index  # every version has its own row count
+
+
+def _build_version(warehouse: Path, version: str, index: int) -> None:
+    """The working warehouse as one run leaves it: every row names its version."""
+    with connect(warehouse) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        for table in TABLES:
+            con.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT i AS id, ? AS built_version, "
+                "'segment-' || (i % 7) AS segment FROM range(?) t(i)",
+                [version, _rows_for(index)],
+            )
+
+
+# --- readers (separate processes, like BI tools) -----------------------------------------------
+
+
+def _check(observed: list[tuple], errors: list[str], where: str) -> None:
+    """One consistent read: both tables and the marker name one version; counts agree."""
+    (marker, sizes_version, sizes_rows, members_version, members_rows) = observed[0]
+    if not (marker == sizes_version == members_version) or sizes_rows != members_rows:
+        errors.append(f"{where}: mixed versions {observed[0]}")
+
+
+def _read_duckdb(serving: str, stop_at: float, results) -> None:
+    errors, seen, reads = [], set(), 0
+    while time.time() < stop_at:
+        try:
+            with duckdb.connect(os.path.join(serving, PUBLISHED_DUCKDB), read_only=True) as con:
+                observed = con.execute(
+                    "SELECT (SELECT version FROM publish_version), "
+                    "(SELECT min(built_version) || max(built_version) FROM segment_sizes), "
+                    "(SELECT count(*) FROM segment_sizes), "
+                    "(SELECT min(built_version) || max(built_version) FROM person_segments), "
+                    "(SELECT count(*) FROM person_segments)"
+                ).fetchall()
+            observed = [(o[0], o[1][: len(o[0])], o[2], o[3][: len(o[0])], o[4]) for o in observed]
+            _check(observed, errors, "duckdb")
+            seen.add(observed[0][0])
+            reads += 1
+        except Exception as exc:  # any error is a failure of publishing
+            errors.append(f"duckdb: {type(exc).__name__}: {exc}")
+    results.put({"reader": "duckdb", "errors": errors, "versions": len(seen), "reads": reads})
+
+
+def _read_parquet(serving: str, stop_at: float, results) -> None:
+    errors, seen, reads = [], set(), 0
+    while time.time() < stop_at:
+        try:
+            folder = os.path.realpath(os.path.join(serving, PARQUET_DIR, CURRENT))
+            with open(os.path.join(folder, "_manifest.json")) as handle:
+                marker = json.load(handle)["version"]
+            con = duckdb.connect()
+            row = con.execute(
+                f"SELECT (SELECT max(built_version) FROM '{folder}/segment_sizes.parquet'), "
+                f"(SELECT count(*) FROM '{folder}/segment_sizes.parquet'), "
+                f"(SELECT max(built_version) FROM '{folder}/person_segments.parquet'), "
+                f"(SELECT count(*) FROM '{folder}/person_segments.parquet')"
+            ).fetchone()
+            con.close()
+            _check([(marker, *row)], errors, "parquet")
+            seen.add(marker)
+            reads += 1
+        except Exception as exc:
+            errors.append(f"parquet: {type(exc).__name__}: {exc}")
+    results.put({"reader": "parquet", "errors": errors, "versions": len(seen), "reads": reads})
+
+
+def _read_postgres(url: str, schema: str, stop_at: float, results) -> None:
+    errors, seen, reads = [], set(), 0
+    engine = sa.create_engine(url)
+    while time.time() < stop_at:
+        try:
+            with engine.connect() as pg:
+                row = pg.exec_driver_sql(
+                    f'SELECT (SELECT version FROM "{schema}".publish_version), '
+                    f'(SELECT max(built_version) FROM "{schema}".segment_sizes), '
+                    f'(SELECT count(*) FROM "{schema}".segment_sizes), '
+                    f'(SELECT max(built_version) FROM "{schema}".person_segments), '
+                    f'(SELECT count(*) FROM "{schema}".person_segments)'
+                ).fetchone()
+            _check([tuple(row)], errors, "postgres")
+            seen.add(row[0])
+            reads += 1
+        except Exception as exc:
+            errors.append(f"postgres: {type(exc).__name__}: {exc}")
+    engine.dispose()
+    results.put({"reader": "postgres", "errors": errors, "versions": len(seen), "reads": reads})
+
+
+# --- the test ----------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_readers_never_see_errors_locks_or_mixed_versions(tmp_path, postgres_url):
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    schema = f"segments_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(postgres_url)
+
+    def publish(index: int) -> None:
+        version = new_version()
+        _build_version(warehouse, version, index)
+        with connect(warehouse) as con:
+            publish_duckdb(con, TABLES, serving, version)
+            publish_parquet(con, TABLES, serving, version)
+            publish_postgres(
+                con, TABLES, engine, schema, version, "segwh_bi_reader", tmp_path / "scratch"
+            )
+
+    try:
+        publish(0)  # a first version exists before BI tools connect
+        spawn = multiprocessing.get_context("spawn")
+        results = spawn.Queue()
+        stop_at = time.time() + 30
+        readers = [
+            spawn.Process(target=_read_duckdb, args=(str(serving), stop_at, results)),
+            spawn.Process(target=_read_parquet, args=(str(serving), stop_at, results)),
+            spawn.Process(target=_read_postgres, args=(postgres_url, schema, stop_at, results)),
+        ]
+        for reader in readers:
+            reader.start()
+        for index in range(1, VERSIONS):
+            publish(index)
+            time.sleep(1)
+        reports = [results.get(timeout=120) for _ in readers]
+        for reader in readers:
+            reader.join(timeout=30)
+    finally:
+        with engine.begin() as pg:
+            pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        engine.dispose()
+
+    for report in reports:
+        assert report["errors"] == [], report["errors"][:5]
+        assert report["reads"] > 10, report
+        assert report["versions"] >= 2, report  # the readers did see new versions arrive
+    assert len(list((serving / PARQUET_DIR).iterdir())) <= 4  # old versions pruned (+ current)
