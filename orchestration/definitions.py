@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from orchestration.assets.ingestion import RAW_EVENTS, raw_crm_tables, raw_events
-from orchestration.assets.serving import PUBLISHED_SCHEMA, build_published_segments
+from orchestration.assets.serving import build_published_segments
 from orchestration.assets.transform import dbt_models
 from orchestration.automation import (
     build_landing_sensor,
@@ -32,9 +32,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             raw_events,
             raw_crm_tables,
             dbt_models,
-            build_published_segments(
-                [key for key in dbt_models.keys if key.path[0] == PUBLISHED_SCHEMA]
-            ),
+            # after every model, so that it runs when all of the run's checks are done
+            build_published_segments(list(dbt_models.keys)),
         ],
         asset_checks=[expectation_check(RAW_EVENTS, "raw.events", "raw_events")],
         jobs=[full_build_job, incremental_update_job],

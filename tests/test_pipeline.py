@@ -162,8 +162,13 @@ def test_a_bad_crm_batch_blocks_publishing_and_the_last_version_stays(
     assert first.success
     published = _published_version(serving)
     published_bytes = (serving / "segments.duckdb").read_bytes()
-    with sqlite3.connect(crm) as con:  # the CRM export now holds a customer twice
-        con.execute("INSERT INTO customers SELECT * FROM customers LIMIT 1")
+    with sqlite3.connect(crm) as con:  # a new CRM export holds a customer twice
+        con.executescript(
+            """CREATE TABLE export AS SELECT * FROM customers
+                   UNION ALL SELECT * FROM (SELECT * FROM customers LIMIT 1);
+               DROP TABLE customers;
+               ALTER TABLE export RENAME TO customers;"""
+        )
 
     result = _run_full_build(settings, instance)
 

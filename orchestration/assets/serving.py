@@ -43,10 +43,12 @@ def _failed_blocking_checks(context: dg.AssetExecutionContext) -> tuple[list[str
     return passed, failed
 
 
-def build_published_segments(mart_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    """The publish asset, downstream of ``upstream`` (every model it must wait for)."""
+
     @dg.asset(
         key=dg.AssetKey(["serving", "published_segments"]),
-        deps=list(mart_keys),
+        deps=list(upstream),
         group_name="serving",
         kinds={"duckdb", "parquet", "postgres"},
         owners=[OWNER],
