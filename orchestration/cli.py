@@ -75,10 +75,15 @@ def _print_summary(settings: Settings) -> None:
     for name, rows in {**counts, **view_counts}.items():
         kind = "view" if name in view_counts else "table"
         print(f"  {name:<{width}}  {rows:>12,} rows  ({kind})")
-    print(
-        "published tables for BI: none yet; BI publishing (write-audit-publish) is not built, "
-        f"so read the warehouse file above read-only: duckdb -readonly {settings.warehouse_path}"
-    )
+    serving = settings.resolved_serving_dir
+    print(f"\npublished for BI (read these, never the warehouse file): {serving}")
+    print(f"  DuckDB:  {serving / 'segments.duckdb'}   (duckdb -readonly ...)")
+    print(f"  Parquet: {serving / 'parquet' / 'current'}/<table>.parquet")
+    if settings.serving_postgres_url:
+        print(
+            f"  PostgreSQL schema {settings.serving_postgres_schema!r} (role "
+            f"{settings.serving_reader_role!r})"
+        )
 
 
 def _summary(args: argparse.Namespace, settings: Settings) -> int:
