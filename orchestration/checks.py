@@ -28,17 +28,32 @@ def check_op_name(asset_key: dg.AssetKey, suite_name: str) -> str:
 def expectation_check(
     asset_key: dg.AssetKey, table: str, suite_name: str
 ) -> dg.AssetChecksDefinition:
-    """A blocking asset check that validates ``table`` with the named expectation suite."""
+    """Validate ``table`` with the named suite once, reported as two checks: the critical
+    expectations (blocking) and the warning expectations (severity WARN, not blocking)."""
+    blocking_name = f"expectations_{suite_name}"
+    warning_name = f"expectations_{suite_name}_warnings"
 
-    @dg.asset_check(
-        asset=asset_key,
-        name=f"expectations_{suite_name}",
-        blocking=True,
-        description=(
-            f"great-expectations suite '{suite_name}' on {table}, evaluated inside DuckDB. "
-            "Fails (and blocks downstream) when a critical expectation fails; failed warning "
-            "expectations are listed in the metadata."
-        ),
+    @dg.multi_asset_check(
+        name=check_op_name(asset_key, suite_name),
+        specs=[
+            dg.AssetCheckSpec(
+                blocking_name,
+                asset=asset_key,
+                blocking=True,
+                description=(
+                    f"great-expectations suite '{suite_name}' on {table}, evaluated inside "
+                    "DuckDB: the critical expectations. A failure blocks everything downstream."
+                ),
+            ),
+            dg.AssetCheckSpec(
+                warning_name,
+                asset=asset_key,
+                description=(
+                    f"great-expectations suite '{suite_name}' on {table}: the warning "
+                    "expectations. A failure is shown as a warning and blocks nothing."
+                ),
+            ),
+        ],
     )
     def _check(
         context: dg.AssetCheckExecutionContext,
@@ -55,9 +70,14 @@ def expectation_check(
             with warehouse.connect(read_only=True) as con:
                 (rows,) = con.execute(f"SELECT count(*) FROM {table} WHERE {row_filter}").fetchone()
             if rows == 0:  # e.g. a retried run whose load had already committed
-                return dg.AssetCheckResult(
-                    passed=True, metadata={"rows_validated": "none: this run loaded no rows"}
-                )
+                for name in (blocking_name, warning_name):
+                    yield dg.AssetCheckResult(
+                        check_name=name,
+                        asset_key=asset_key,
+                        passed=True,
+                        metadata={"rows_validated": "none: this run loaded no rows"},
+                    )
+                return
         outcome = validate_table(
             warehouse.path, table, load_suite(suite_name), row_filter=row_filter
         )
@@ -72,8 +92,22 @@ def expectation_check(
         metadata = outcome.to_metadata()
         metadata["failures_markdown"] = dg.MetadataValue.md(metadata["failures_markdown"])
         metadata["rows_validated"] = "this run's load" if row_filter else "whole table"
-        return dg.AssetCheckResult(
-            passed=outcome.success, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata
+        yield dg.AssetCheckResult(
+            check_name=blocking_name,
+            asset_key=asset_key,
+            passed=outcome.success,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=metadata,
+        )
+        yield dg.AssetCheckResult(
+            check_name=warning_name,
+            asset_key=asset_key,
+            passed=not outcome.failed_warnings,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "failed_warnings": len(outcome.failed_warnings),
+                "failures_markdown": metadata["failures_markdown"],
+            },
         )
 
     return _check

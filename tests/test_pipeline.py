@@ -1,5 +1,6 @@
 """Integration: the whole asset graph on small generated data, in a temp dir, real Dagster."""
 
+import csv
 import dataclasses
 import json
 import shutil
@@ -57,6 +58,12 @@ def _scalar(settings: Settings, sql: str):
         return con.execute(sql).fetchone()[0]
 
 
+def _bot_events(sample) -> int:
+    with (sample.truth_dir / "persons.csv").open(newline="") as handle:
+        rows = csv.DictReader(handle)
+        return sum(int(row["n_events"]) for row in rows if row["is_bot"] == "true")
+
+
 def _sqlite_count(sample, table: str) -> int:
     with sqlite3.connect(sample.crm_path) as con:
         return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -99,7 +106,8 @@ def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_s
     assert meta["dagster/row_count"].value == small_sample.valid_events
     assert "| file_name |" in meta["load_audit"].value
     events = _scalar(settings, "SELECT count(*) FROM staging.stg_clickstream__events")
-    assert events == small_sample.valid_events == truth["valid_distinct_events"]
+    assert small_sample.valid_events == truth["valid_distinct_events"]
+    assert events == small_sample.valid_events - _bot_events(small_sample)  # staging drops bots
     assert _scalar(settings, "SELECT sum(landed) FROM raw.event_load_audit") == (
         small_sample.total_lines
     )
@@ -180,3 +188,33 @@ def test_a_bad_crm_batch_blocks_publishing_and_the_last_version_stays(
     assert _published_version(serving) == published
     assert (serving / "segments.duckdb").read_bytes() == published_bytes
     assert _scalar(settings, "SELECT count(*) FROM serving.publish_log") == 1
+
+
+def test_a_failed_warning_expectation_warns_without_blocking(tmp_path, small_sample, instance):
+    landing = tmp_path / "landing"
+    shutil.copytree(small_sample.landing_dir, landing)
+    (landing / "zz-late.jsonl").write_text(
+        json.dumps(
+            {
+                "event_id": "negative-price",
+                "event_type": "product_view",
+                "occurred_at": "2026-10-30T10:00:00Z",
+                "anonymous_id": "a-1",
+                "price": -5,
+            }
+        )
+        + "\n"
+    )
+    settings = dataclasses.replace(_settings(tmp_path, small_sample), landing_dir=landing)
+    job = build_definitions(settings).resolve_job_def("full_build")
+
+    result = job.execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey(["raw", "events"])]
+    )
+
+    assert result.success
+    by_name = {e.check_name: e for e in _check_evaluations(result)}
+    assert by_name["expectations_raw_events"].passed
+    warning = by_name["expectations_raw_events_warnings"]
+    assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
+    assert "price is never negative" in warning.metadata["failures_markdown"].value
