@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
@@ -99,6 +100,9 @@ def test_the_ui_shows_every_layer_and_materializes_the_whole_graph(dagster_serve
     (launched,) = [r for r in records if r.dagster_run.run_id.startswith(run_prefix)]
     assert launched.dagster_run.status == dg.DagsterRunStatus.SUCCESS
     _assert_tables_exist(dagster_server.warehouse_path)
+    published = dagster_server.warehouse_path.parent / "serving" / "segments.duckdb"
+    with duckdb.connect(str(published), read_only=True) as con:  # what BI tools read
+        assert con.execute("SELECT count(*) FROM publish_version").fetchone()[0] == 1
 
 
 def _dismiss_welcome_dialog(page) -> None:
