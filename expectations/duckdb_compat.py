@@ -97,6 +97,10 @@ class ReadOnlyDuckDBDialect(duckdb_engine.Dialect):
         if search_path:  # cause 2 above
             literal = str(search_path).replace("'", "''")
             connection.execute(f"SET search_path = '{literal}'")
+        memory_limit = cparams.get("memory_limit")
+        if memory_limit:  # bounded like the warehouse's other connections; DuckDB spills beyond
+            literal = str(memory_limit).replace("'", "''")
+            connection.execute(f"SET memory_limit = '{literal}'")
         return duckdb_engine.ConnectionWrapper(connection)
 
     # A rollback would discard DuckDB's pending result before GX fetches it (cause 1 above).
@@ -119,11 +123,23 @@ def connection_string(warehouse_path: str | Path) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def engine_kwargs(search_path: str | None = None) -> dict[str, Any]:
-    """``create_engine`` keyword arguments (GX: ``add_sql(kwargs=...)``) for this dialect."""
-    return {"connect_args": {"search_path": search_path}} if search_path else {}
+def engine_kwargs(
+    search_path: str | None = None, memory_limit: str | None = None
+) -> dict[str, Any]:
+    """``create_engine`` keyword arguments (GX: ``add_sql(kwargs=...)``) for this dialect.
+
+    ``memory_limit`` (e.g. ``"2GB"``) bounds DuckDB's memory for the validation queries; beyond
+    it DuckDB spills to disk. ``None`` keeps DuckDB's default (80% of RAM).
+    """
+    connect_args = {"search_path": search_path, "memory_limit": memory_limit}
+    connect_args = {key: value for key, value in connect_args.items() if value}
+    return {"connect_args": connect_args} if connect_args else {}
 
 
-def create_engine(warehouse_path: str | Path, search_path: str | None = None) -> sa.Engine:
+def create_engine(
+    warehouse_path: str | Path, search_path: str | None = None, memory_limit: str | None = None
+) -> sa.Engine:
     """A read-only SQLAlchemy engine on ``warehouse_path`` that GX can validate through."""
-    return sa.create_engine(connection_string(warehouse_path), **engine_kwargs(search_path))
+    return sa.create_engine(
+        connection_string(warehouse_path), **engine_kwargs(search_path, memory_limit)
+    )

@@ -13,7 +13,7 @@ from orchestration.automation import (
     incremental_update_job,
     report_failed_runs,
 )
-from orchestration.checks import expectation_check
+from orchestration.checks import expectation_check, mart_expectation_checks
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import (
     AsOfResource,
@@ -35,7 +35,37 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             # after every model, so that it runs when all of the run's checks are done
             build_published_segments(list(dbt_models.keys)),
         ],
-        asset_checks=[expectation_check(RAW_EVENTS, "raw.events", "raw_events")],
+        asset_checks=[
+            expectation_check(RAW_EVENTS, "raw.events", "raw_events", load_id_column="_load_id"),
+            expectation_check(RAW_EVENTS, "raw.event_load_audit", "event_load"),
+            *(
+                expectation_check(
+                    dg.AssetKey(["raw", f"crm_{entity}"]),
+                    f"raw.crm_{entity}",
+                    f"crm_{entity}",
+                    load_id_column="_load_id",
+                )
+                for entity in ("customers", "orders", "consents")
+            ),
+            expectation_check(
+                dg.AssetKey(["staging", "stg_clickstream__events"]),
+                "staging.stg_clickstream__events",
+                "stg_events",
+                load_id_column="load_id",
+            ),
+            # suites named like their mart; a mart not (yet) in the dbt project is skipped
+            *mart_expectation_checks(
+                dbt_models.keys,
+                [
+                    "sessions",
+                    "person_features",
+                    "person_rfm_scores",
+                    "person_segments",
+                    "segment_membership_history",
+                    "content_decisions",
+                ],
+            ),
+        ],
         jobs=[full_build_job, incremental_update_job],
         schedules=[build_nightly_schedule(settings)],
         sensors=[build_landing_sensor(settings), report_failed_runs],

@@ -174,7 +174,10 @@ def test_a_bad_crm_batch_blocks_publishing_and_the_last_version_stays(
 
     assert not result.success
     failed = [e for e in _check_evaluations(result) if not e.passed]
-    assert any(e.check_name == "unique_stg_crm__customers_customer_id" for e in failed)
+    assert any(
+        e.check_name in ("expectations_crm_customers", "unique_stg_crm__customers_customer_id")
+        for e in failed
+    )
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert dg.AssetKey(["serving", "published_segments"]) not in materialized
     assert _published_version(serving) == published

@@ -1,9 +1,10 @@
 """Expectation suite for the warehouse table ``raw.events`` (one row per landed event).
 
 Blocking (``severity="critical"``, the GX default) is the raw event contract in DESIGN.md. These
-rules gate everything downstream. Warnings (``severity="warning"``) flag suspicious values that
-staging can still handle. The thresholds below are the one place to edit these rules.
-Every expectation is pushed down to DuckDB as SQL.
+rules gate everything downstream, together with the row count relative to the previous run
+(raw.events only grows). Warnings (``severity="warning"``) flag suspicious values that staging
+can still handle. Thresholds live in expectations/thresholds.py. Every expectation is pushed
+down to DuckDB as SQL.
 """
 
 from __future__ import annotations
@@ -12,22 +13,29 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.expectations.row_conditions import Column
 
+from expectations.thresholds import (
+    DEVICE_TYPE_MOSTLY,
+    MAX_CLOCK_SKEW_HOURS,
+    QUANTITY_RANGE,
+    RAW_EVENTS_MIN_ROWS,
+)
+
+from .common import WARNING, row_count_vs_previous
+
 SUITE_NAME = "raw_events"
 TABLE = "raw.events"
 
 KEY_COLUMNS = ["event_id", "event_type", "occurred_at", "anonymous_id", "user_id"]
 ID_COLUMN = "event_id"
-MIN_ROWS = 1
-QUANTITY_RANGE = (1, 1000)
-MAX_CLOCK_SKEW_HOURS = 24  # occurred_at (client clock) may run ahead of received_at this much
+MIN_ROWS = RAW_EVENTS_MIN_ROWS
 DEVICE_TYPES = ["desktop", "mobile", "tablet", "other"]
-DEVICE_TYPE_MOSTLY = 0.99
-
-WARNING = "warning"
 
 
-def build_suite() -> gx.ExpectationSuite:
-    """The ``raw_events`` suite; unexpected examples carry the row's ``event_id``."""
+def build_suite(previous_row_count: int | None = None) -> gx.ExpectationSuite:
+    """The ``raw_events`` suite; unexpected examples carry the row's ``event_id``.
+
+    ``previous_row_count`` (the table's rows after the previous run) adds the row-count bounds.
+    """
     blocking: list[gxe.Expectation] = [
         gxe.ExpectTableColumnsToMatchSet(
             column_set=KEY_COLUMNS,
@@ -56,6 +64,7 @@ def build_suite() -> gx.ExpectationSuite:
             row_condition=Column("user_id").is_null(),
             description="every event has an anonymous_id or a user_id",
         ),
+        *row_count_vs_previous(SUITE_NAME, previous_row_count),
     ]
     warnings: list[gxe.Expectation] = [
         gxe.ExpectColumnValuesToBeBetween(

@@ -1,0 +1,100 @@
+"""Expectation suite for the dbt view ``staging.stg_clickstream__events`` (human events, typed).
+
+Blocking: the key columns exist; ``event_id`` is never null and unique; every event has a type,
+an ``occurred_at`` and an identity (anonymous id or user id); the row count did not collapse
+since the previous run; the newest event at or before the run's ``as_of`` is not older than
+``FRESHNESS_BLOCKING_HOURS``. Warnings: ... not older than ``FRESHNESS_WARNING_HOURS``; the row
+count did not jump; page types are known ones (``mostly``).
+
+Freshness looks only at events at or before ``as_of`` because that is all the features use: a
+backtest at an earlier ``as_of`` is judged by the data that existed then, and events after it
+(later loads, client clocks running ahead) neither help nor hurt.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+from great_expectations.expectations.row_conditions import Column
+
+from expectations.thresholds import (
+    FRESHNESS_BLOCKING_HOURS,
+    FRESHNESS_WARNING_HOURS,
+    PAGE_TYPE_MOSTLY,
+)
+
+from .common import (
+    WARNING,
+    columns_exist,
+    not_null,
+    row_count_vs_previous,
+    severity_kwargs,
+    suite,
+    unique,
+    utc_naive,
+)
+
+SUITE_NAME = "stg_events"
+TABLE = "staging.stg_clickstream__events"
+
+ID_COLUMN = "event_id"
+COLUMNS = ["event_id", "event_type", "occurred_at", "anonymous_id", "user_id", "load_id"]
+PAGE_TYPES = ["home", "category", "product", "content", "cart", "checkout", "search", "account"]
+
+
+def build_suite(
+    previous_row_count: int | None = None, as_of: datetime | None = None
+) -> gx.ExpectationSuite:
+    """The ``stg_events`` suite. ``previous_row_count`` adds the row-count bounds, ``as_of``
+    the freshness of the newest event."""
+    blocking: list[gxe.Expectation] = [
+        columns_exist(COLUMNS),
+        not_null(ID_COLUMN),
+        unique(ID_COLUMN),
+        not_null("event_type"),
+        not_null("occurred_at"),
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="anonymous_id",
+            row_condition=Column("user_id").is_null(),
+            description="every event has an anonymous_id or a user_id",
+        ),
+        *row_count_vs_previous(SUITE_NAME, previous_row_count),
+    ]
+    warnings: list[gxe.Expectation] = [
+        gxe.ExpectColumnValuesToBeInSet(
+            column="page_type",
+            value_set=PAGE_TYPES,
+            mostly=PAGE_TYPE_MOSTLY,
+            severity=WARNING,
+            description=(
+                f"at least {PAGE_TYPE_MOSTLY:.0%} of page_type values are one of "
+                + ", ".join(PAGE_TYPES)
+            ),
+        ),
+    ]
+    if as_of is not None:
+        blocking.append(newest_event_within(as_of, FRESHNESS_BLOCKING_HOURS, severity=None))
+        warnings.append(newest_event_within(as_of, FRESHNESS_WARNING_HOURS, severity=WARNING))
+    return suite(SUITE_NAME, TABLE, blocking + warnings, id_columns=[ID_COLUMN])
+
+
+def newest_event_within(
+    as_of: datetime, hours: int, *, severity: str | None, column: str = "occurred_at"
+) -> gxe.Expectation:
+    """The newest ``column`` at or before ``as_of`` is at most ``hours`` older than ``as_of``.
+
+    The observed value in the result is that newest event's time.
+    """
+    as_of_utc = utc_naive(as_of)
+    return gxe.ExpectColumnMaxToBeBetween(
+        column=column,
+        min_value=as_of_utc - timedelta(hours=hours),
+        row_condition=Column(column) <= as_of_utc,
+        description=(
+            f"the newest event at or before as_of ({as_of_utc.isoformat()}) is at most "
+            f"{hours} hours old"
+        ),
+        **severity_kwargs(severity),
+    )
