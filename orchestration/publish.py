@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,8 @@ PUBLISHED_DUCKDB = "segments.duckdb"
 PARQUET_DIR = "parquet"
 CURRENT = "current"
 KEEP_PARQUET_VERSIONS = 3
+SWAP_LOCK_TIMEOUT_SECONDS = 120.0  # how long a PostgreSQL swap waits for busy readers
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL SQLSTATE raised by LOCK ... NOWAIT
 
 PUBLISH_LOG_DDL = """
 CREATE SCHEMA IF NOT EXISTS serving;
@@ -183,7 +186,7 @@ def publish_postgres(
     """Load ``tables`` into a new PostgreSQL schema, then swap it in under ``schema`` in one
     transaction, granting read access to ``reader_role`` (created if missing, NOLOGIN: grant it
     to the BI users). The swap first takes ACCESS EXCLUSIVE locks on the tables it replaces, so
-    it waits for running reader transactions, and readers see the old or the new version whole.
+    running reader transactions finish first and readers see the old or the new version whole.
     """
     loading = f"{schema}__loading_{version.lower()}"
     retired = f"{schema}__retired"
@@ -221,29 +224,67 @@ def publish_postgres(
                     )
             finally:
                 csv_path.unlink(missing_ok=True)
-    with engine.begin() as pg:
-        exists = pg.exec_driver_sql(
-            "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)
-        ).first()
-        if exists:
-            old_tables = (
-                pg.exec_driver_sql(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+    _with_exclusive_locks(
+        engine, schema, lambda pg: _swap_schema(pg, schema, loading, retired, reader_role)
+    )
+    _with_exclusive_locks(
+        engine,
+        retired,
+        lambda pg: pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE'),
+    )
+
+
+def _with_exclusive_locks(engine: sa.Engine, schema: str, swap, timeout: float | None = None):
+    """Run ``swap(pg)`` in a transaction that first holds ACCESS EXCLUSIVE locks on every table
+    of ``schema``.
+
+    The locks are taken all at once with NOWAIT, and the transaction is retried after a short
+    pause when any is busy. Waiting for them one by one instead (a plain ``LOCK TABLE a, b``)
+    deadlocks with a reader whose single query opens the same tables in another order: the
+    reader holds ``b`` and waits for ``a``, the publisher holds ``a`` and waits for ``b``, and
+    PostgreSQL aborts one of them, possibly the BI reader. Holding nothing while waiting, the
+    publisher can never be part of such a cycle.
+    """
+    deadline = time.monotonic() + (SWAP_LOCK_TIMEOUT_SECONDS if timeout is None else timeout)
+    pause = 0.02
+    while True:
+        try:
+            with engine.begin() as pg:
+                tables = (
+                    pg.exec_driver_sql(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+                    )
+                    .scalars()
+                    .all()
                 )
-                .scalars()
-                .all()
-            )
-            if old_tables:
-                names = ", ".join(f'"{schema}"."{t}"' for t in old_tables)
-                pg.exec_driver_sql(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
-            pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE')
-            pg.exec_driver_sql(f'ALTER SCHEMA "{schema}" RENAME TO "{retired}"')
-        pg.exec_driver_sql(f'ALTER SCHEMA "{loading}" RENAME TO "{schema}"')
-        pg.exec_driver_sql(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
-            f"'{reader_role}') THEN CREATE ROLE \"{reader_role}\" NOLOGIN; END IF; END $$"
-        )
-        pg.exec_driver_sql(f'GRANT USAGE ON SCHEMA "{schema}" TO "{reader_role}"')
-        pg.exec_driver_sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{reader_role}"')
-    with engine.begin() as pg:
+                if tables:
+                    names = ", ".join(f'"{schema}"."{t}"' for t in tables)
+                    pg.exec_driver_sql(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE NOWAIT")
+                return swap(pg)
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"PostgreSQL publish: readers kept the tables of schema {schema!r} "
+                    f"busy for more than {timeout or SWAP_LOCK_TIMEOUT_SECONDS:.0f} s; "
+                    "the new version is loaded but not swapped in"
+                ) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
+def _swap_schema(pg, schema: str, loading: str, retired: str, reader_role: str) -> None:
+    exists = pg.exec_driver_sql(
+        "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)
+    ).first()
+    if exists:
         pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE')
+        pg.exec_driver_sql(f'ALTER SCHEMA "{schema}" RENAME TO "{retired}"')
+    pg.exec_driver_sql(f'ALTER SCHEMA "{loading}" RENAME TO "{schema}"')
+    pg.exec_driver_sql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+        f"'{reader_role}') THEN CREATE ROLE \"{reader_role}\" NOLOGIN; END IF; END $$"
+    )
+    pg.exec_driver_sql(f'GRANT USAGE ON SCHEMA "{schema}" TO "{reader_role}"')
+    pg.exec_driver_sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{reader_role}"')

@@ -167,3 +167,80 @@ def test_readers_never_see_errors_locks_or_mixed_versions(tmp_path, postgres_url
         assert report["reads"] > 10, report
         assert report["versions"] >= 2, report  # the readers did see new versions arrive
     assert len(list((serving / PARQUET_DIR).iterdir())) <= 4  # old versions pruned (+ current)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "held, opened", [("person_segments", "segment_sizes"), ("segment_sizes", "person_segments")]
+)
+def test_swap_does_not_deadlock_with_a_reader_opening_tables_in_another_order(
+    tmp_path, postgres_url, held, opened
+):
+    """The lock-order cycle that once failed CI, played deterministically: a reader transaction
+    holds one table while the publisher swaps, then opens another. Waiting for the locks one by
+    one, the publisher would hold the second and wait for the first (in one of the two orders),
+    and PostgreSQL would abort one of the two with 'deadlock detected'."""
+    import threading
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    schema = f"segments_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(postgres_url)
+    reader = sa.create_engine(postgres_url)
+
+    def publish(index: int) -> str:
+        version = new_version()
+        _build_version(warehouse, version, index)
+        with connect(warehouse) as con:
+            publish_postgres(
+                con, TABLES, engine, schema, version, "segwh_bi_reader", tmp_path / "scratch"
+            )
+        return version
+
+    try:
+        first = publish(0)
+        with reader.connect() as pg:
+            pg.exec_driver_sql(f'SELECT count(*) FROM "{schema}".{held}').scalar()
+            publisher = threading.Thread(target=publish, args=(1,))
+            publisher.start()
+            time.sleep(1.5)  # the publisher is retrying; PostgreSQL's deadlock_timeout is 1 s
+            version_seen = pg.exec_driver_sql(
+                f'SELECT max(built_version) FROM "{schema}".{opened}'
+            ).scalar()
+            assert publisher.is_alive(), "the swap must wait for the open reader transaction"
+            pg.commit()
+        publisher.join(timeout=60)
+        assert not publisher.is_alive()
+        assert version_seen == first  # the reader's transaction saw one version throughout
+        with reader.connect() as pg:
+            assert (
+                pg.exec_driver_sql(f'SELECT version FROM "{schema}".publish_version').scalar()
+                != first
+            )
+    finally:
+        with engine.begin() as pg:
+            pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        engine.dispose()
+        reader.dispose()
+
+
+@pytest.mark.postgres
+def test_swap_gives_up_with_a_clear_error_when_readers_never_let_go(postgres_url):
+    from orchestration.publish import _with_exclusive_locks
+
+    schema = f"segments_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.begin() as pg:
+            pg.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+            pg.exec_driver_sql(f'CREATE TABLE "{schema}".t (i int)')
+        with engine.connect() as holder:
+            holder.exec_driver_sql(f'SELECT * FROM "{schema}".t').all()  # holds the lock
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match="busy for more than"):
+                _with_exclusive_locks(engine, schema, lambda pg: None, timeout=1.0)
+            assert time.monotonic() - started < 5
+            holder.rollback()
+    finally:
+        with engine.begin() as pg:
+            pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        engine.dispose()
