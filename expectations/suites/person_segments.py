@@ -22,7 +22,7 @@ TABLE = "marts.person_segments"
 
 ID_COLUMNS = ["person_id", "segment_key"]
 COLUMNS = ["person_id", "segment_group", "segment_key", "segment_name", "as_of"]
-SEGMENT_GROUPS = ["micro_segment", "purchase_stage", "rfm"]
+SEGMENT_GROUPS = ["micro_segment", "purchase_stage", "rfm", "churn"]
 PURCHASE_STAGE_GROUP = "purchase_stage"
 PERSONS_TABLE = "marts.person_features"
 SEED_SEGMENT_TABLES = ["seeds.segments", "seeds.rfm_segments"]

@@ -51,6 +51,9 @@ def dbt_models(
         events.extend(invocation.stream())
     except Exception as exc:  # a failed model or test: report what succeeded, then fail
         failure = exc
+        if invocation.process.poll() is None:  # failed on our side while dbt still runs:
+            invocation.process.terminate()  # stop it, it holds the warehouse file
+            invocation.process.wait()
     with warehouse.connect(read_only=True) as con:
         for event in events:
             if isinstance(event, dg.Output):

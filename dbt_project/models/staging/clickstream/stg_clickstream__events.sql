@@ -47,6 +47,17 @@ renamed as (
 
     from source
 
+),
+
+humans as (
+
+    -- bots are recognised by their user agent (var bot_user_agent_pattern); events without a
+    -- user agent (e.g. email opens) are kept
+    select * from renamed
+    where
+        user_agent is null
+        or not regexp_matches(user_agent, {{ quoted_literal(var('bot_user_agent_pattern')) }}, 'i')
+
 )
 
-select * from renamed
+select * from humans

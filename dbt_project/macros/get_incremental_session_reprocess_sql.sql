@@ -1,0 +1,24 @@
+{#- Incremental strategy `session_reprocess` (used by the sessions model).
+
+    Deletes, per person, the sessions from the person's reprocess_from on (all of them when it is
+    null), then inserts the rebuilt sessions the model selected. The delete computes the windows
+    from the table as it was before this run, exactly as the model did, in the same transaction.
+-#}
+{% macro get_incremental_session_reprocess_sql(arg_dict) -%}
+
+{%- set target = arg_dict['target_relation'] -%}
+{%- set source = arg_dict['temp_relation'] -%}
+{%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+
+delete from {{ target }}
+using (
+    {{ sessions_reprocess_windows(target, ref('int_events_stitched')) }}
+) as windows
+where
+    {{ target }}.person_id = windows.person_id
+    and (windows.reprocess_from is null or {{ target }}.started_at >= windows.reprocess_from);
+
+insert into {{ target }} ({{ columns }})
+select {{ columns }} from {{ source }}
+
+{%- endmacro %}

@@ -1,0 +1,211 @@
+{#- Event-based features per person, as of var('as_of'): activity windows, views, carts, price
+    sensitivity, device mix and favourite categories. -#}
+
+{%- set as_of = as_of_timestamp() -%}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events_stitched') }}
+
+),
+
+carts_added as (
+
+    select person_id, occurred_at from {{ ref('int_events_stitched') }}
+    where is_add_to_cart
+
+),
+
+product_views as (
+
+    select person_id, category from {{ ref('int_events_stitched') }}
+    where is_product_view and category is not null
+
+),
+
+device_events as (
+
+    select person_id, device_type from {{ ref('int_events_stitched') }}
+    where device_type is not null
+
+),
+
+orders as (
+
+    select person_id, ordered_at from {{ ref('int_orders_deduplicated') }}
+
+),
+
+cart_timeline as (
+
+    -- add-to-cart events next to the person's orders, to find the first order after each cart
+    select
+        person_id,
+        occurred_at as happened_at,
+        true as is_cart
+    from carts_added
+
+    union all
+
+    select
+        person_id,
+        ordered_at as happened_at,
+        false as is_cart
+    from orders
+
+),
+
+next_orders as (
+
+    select
+        person_id,
+        happened_at as added_at,
+        is_cart,
+        min(case when not is_cart then happened_at end) over (
+            partition by person_id
+            order by happened_at
+            range between current row and unbounded following
+        ) as next_ordered_at
+    from cart_timeline
+
+),
+
+carts as (
+
+    -- an add to cart is abandoned once the window passed without an order; younger carts
+    -- without an order are still open
+    select
+        person_id,
+        added_at,
+        next_ordered_at is null
+        or next_ordered_at
+        > {{ dbt.dateadd('hour', var('cart_abandonment_window_hours'), 'added_at') }}
+            as has_no_order_in_window,
+        {{ dbt.dateadd('hour', var('cart_abandonment_window_hours'), 'added_at') }}
+        <= {{ as_of }} as is_window_over
+    from next_orders
+    where is_cart
+
+),
+
+cart_metrics as (
+
+    select
+        person_id,
+        count(*) as add_to_carts,
+        count(case when has_no_order_in_window and is_window_over then 1 end) as abandoned_carts,
+        count(
+            case
+                when
+                    has_no_order_in_window
+                    and is_window_over
+                    and added_at > {{ dbt.dateadd('day', -30, as_of) }}
+                    then 1
+            end
+        ) as abandoned_carts_30d,
+        count(case when is_window_over then 1 end) as decided_carts
+    from carts
+    group by person_id
+
+),
+
+event_metrics as (
+
+    select
+        person_id,
+        min(occurred_at) as first_event_at,
+        max(occurred_at) as last_event_at,
+        count(*) as events,
+        count(case when occurred_at > {{ dbt.dateadd('day', -7, as_of) }} then 1 end) as events_7d,
+        count(case when occurred_at > {{ dbt.dateadd('day', -30, as_of) }} then 1 end)
+            as events_30d,
+        count(case when occurred_at > {{ dbt.dateadd('day', -90, as_of) }} then 1 end)
+            as events_90d,
+        count(case when occurred_at > {{ dbt.dateadd('hour', -1, as_of) }} then 1 end)
+            as events_last_hour,
+        count(case when occurred_at > {{ dbt.dateadd('minute', -5, as_of) }} then 1 end)
+            as events_last_5_minutes,
+        count(case when is_page_view then 1 end) as page_views,
+        count(case when is_content_page_view then 1 end) as content_page_views,
+        count(case when is_product_view then 1 end) as product_views,
+        count(
+            case when is_product_view and occurred_at > {{ dbt.dateadd('day', -7, as_of) }} then 1 end
+        ) as product_views_7d,
+        count(
+            case when is_add_to_cart and occurred_at > {{ dbt.dateadd('day', -7, as_of) }} then 1 end
+        ) as add_to_carts_7d,
+        count(case when is_filter then 1 end) as filter_uses,
+        count(case when is_price_filter then 1 end) as price_filter_uses,
+        avg(case when is_product_view then price end) as avg_price_viewed,
+        count(distinct device_type) as device_types_used,
+        count(device_type) as events_with_device,
+        count(case when device_type = 'desktop' then 1 end) as desktop_events,
+        count(case when device_type = 'mobile' then 1 end) as mobile_events,
+        count(case when device_type = 'tablet' then 1 end) as tablet_events
+    from events
+    group by person_id
+
+),
+
+category_views as (
+
+    select
+        person_id,
+        category,
+        count(*) as views
+    from product_views
+    group by person_id, category
+
+),
+
+top_category_viewed as (
+
+    select
+        person_id,
+        category as top_category_viewed
+    from category_views
+    qualify row_number() over (partition by person_id order by views desc, category) = 1
+
+),
+
+device_usage as (
+
+    select
+        person_id,
+        device_type,
+        count(*) as device_events
+    from device_events
+    group by person_id, device_type
+
+),
+
+primary_device as (
+
+    select
+        person_id,
+        device_type as primary_device_type
+    from device_usage
+    qualify row_number() over (partition by person_id order by device_events desc, device_type) = 1
+
+),
+
+final as (
+
+    select
+        event_metrics.*,
+        coalesce(cart_metrics.add_to_carts, 0) as add_to_carts,
+        coalesce(cart_metrics.abandoned_carts, 0) as abandoned_carts,
+        coalesce(cart_metrics.abandoned_carts_30d, 0) as abandoned_carts_30d,
+        coalesce(cart_metrics.decided_carts, 0) as decided_carts,
+        top_category_viewed.top_category_viewed,
+        primary_device.primary_device_type
+    from event_metrics
+    left join cart_metrics on event_metrics.person_id = cart_metrics.person_id
+    left join top_category_viewed on event_metrics.person_id = top_category_viewed.person_id
+    left join primary_device on event_metrics.person_id = primary_device.person_id
+
+)
+
+select * from final

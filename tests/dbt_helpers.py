@@ -1,0 +1,124 @@
+"""Helpers for tests that run the dbt project in-process on a warehouse of their own.
+
+dbt is invoked through ``dbtRunner`` (no interpreter start-up per call) with its own target and
+log paths, so the manifest Dagster reads in ``dbt_project/target`` is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import sqlalchemy as sa
+from dbt.cli.main import dbtRunner, dbtRunnerResult
+
+from orchestration.ingestion.crm import CRM_ENTITIES, load_crm_table
+from orchestration.ingestion.events import discover_files, load_event_files
+from orchestration.settings import DBT_PROJECT_DIR
+from orchestration.warehouse import connect
+
+
+def load_sample(sample, warehouse: Path) -> None:
+    """Load a generated sample's landing files and CRM tables with the ingestion functions."""
+    engine = sa.create_engine(sample.crm_url)
+    try:
+        with connect(warehouse) as con:
+            load_event_files(con, discover_files(sample.landing_dir), load_id="test")
+            for entity in CRM_ENTITIES.values():
+                load_crm_table(con, engine, entity, entity.name, load_id="test")
+    finally:
+        engine.dispose()
+
+
+def copy_project(destination: Path) -> Path:
+    """A copy of the dbt project (without build artefacts) that a test may edit."""
+    ignore = shutil.ignore_patterns("target", "logs", "dbt_packages", ".user.yml")
+    shutil.copytree(DBT_PROJECT_DIR, destination, ignore=ignore)
+    return destination
+
+
+class Dbt:
+    """dbt commands on one warehouse file, in this process."""
+
+    def __init__(
+        self, warehouse: Path, work_dir: Path, project_dir: Path = DBT_PROJECT_DIR
+    ) -> None:
+        self.warehouse = warehouse
+        self.project_dir = project_dir
+        self.target_path = work_dir / "dbt_target"
+        self.log_path = work_dir / "dbt_logs"
+        self._runner = dbtRunner()
+
+    def invoke(self, *args: str, expect_success: bool = True) -> dbtRunnerResult:
+        """Run one dbt command; by default fail the test with dbt's messages if it fails."""
+        previous = {
+            name: os.environ.get(name)
+            for name in ("SEGWH_WAREHOUSE_PATH", "SEGWH_DUCKDB_MEMORY_LIMIT")
+        }
+        os.environ["SEGWH_WAREHOUSE_PATH"] = str(self.warehouse)
+        os.environ["SEGWH_DUCKDB_MEMORY_LIMIT"] = "1GB"
+        try:
+            result = self._runner.invoke(
+                [
+                    *args,
+                    "--project-dir",
+                    str(self.project_dir),
+                    "--profiles-dir",
+                    str(self.project_dir),
+                    "--target-path",
+                    str(self.target_path),
+                    "--log-path",
+                    str(self.log_path),
+                    "--quiet",
+                ]
+            )
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        if expect_success and not result.success:
+            raise AssertionError(f"dbt {' '.join(args)} failed: {failure_messages(result)}")
+        return result
+
+
+def release_dbt_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after an invocation.
+
+    dbt-duckdb holds its environment (and so the warehouse file) on a class attribute until the
+    next invocation or the end of the process; a test module releases it when it is done.
+    """
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
+
+
+def failure_messages(result: dbtRunnerResult) -> str:
+    """What dbt reported for the nodes that did not succeed (or the exception)."""
+    if result.exception is not None:
+        return str(result.exception)
+    messages = [
+        f"{r.node.name}: {r.message}"
+        for r in getattr(result.result, "results", [])
+        if str(r.status) not in ("success", "pass")
+    ]
+    return "; ".join(messages) or "no message"
+
+
+@contextmanager
+def warehouse_connection(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A plain read-write connection (dbt may still hold the file open in this process, and
+    DuckDB refuses a second connection with another configuration)."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        yield con
+    finally:
+        con.close()

@@ -1,0 +1,282 @@
+"""Incremental sessions equal a full rebuild after any sequence of incremental runs.
+
+Generated events are loaded into raw.events in five batches by arrival time, with out-of-order
+and late deliveries: 3% of the events arrive one to three batches late (weeks, far beyond the
+3-day lookback), the generator's own late events arrive days late, "bridge" events arrive after
+the two sessions they join, and login events link anonymous visitors to customers after both
+have sessions (an identity merge). After every batch the incremental sessions table must equal
+a full rebuild over the same events, column for column.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from dbt_helpers import Dbt, load_sample, release_dbt_duckdb, warehouse_connection
+
+from sample_data import DEFAULT_AS_OF, generate
+
+SAMPLE_EVENTS = 20_000
+BATCHES = 5
+LATE_SHARE_PERCENT = 3
+BRIDGED_GAPS = 12
+BRIDGE_BATCH = 4
+LOGINS = 5
+LOGIN_BATCH = 5
+BRIDGE_STEP = timedelta(minutes=20)  # below the 30-minute inactivity timeout
+
+
+def _plan_batches(con) -> None:
+    """Which batch each event arrives in, plus the bridge and login events (table extra)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE src.plan AS
+        WITH ordered AS (
+            SELECT event_id, ntile({BATCHES}) OVER (ORDER BY received_at, event_id) AS batch
+            FROM src.raw.events
+        )
+        SELECT
+            event_id,
+            CASE WHEN hash(event_id) % 100 < {LATE_SHARE_PERCENT}
+                 THEN least({BATCHES}, batch + 1 + hash(event_id || 'late') % 3)
+                 ELSE batch END AS batch
+        FROM ordered
+        """
+    )
+    human = "NOT regexp_matches(coalesce(user_agent, ''), 'bot|headless|crawl', 'i')"
+    # gaps between consecutive events of anonymous-only devices (a person of their own)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE src.bridges AS
+        WITH anonymous_only AS (
+            SELECT anonymous_id FROM src.raw.events
+            WHERE anonymous_id IS NOT NULL AND {human}
+            GROUP BY anonymous_id HAVING count(user_id) = 0
+        ),
+        device_events AS (
+            SELECT e.*, p.batch,
+                   lead(e.occurred_at) OVER w AS next_at,
+                   lead(p.batch) OVER w AS next_batch
+            FROM src.raw.events AS e
+            JOIN src.plan AS p USING (event_id)
+            SEMI JOIN anonymous_only AS a USING (anonymous_id)
+            WINDOW w AS (PARTITION BY e.anonymous_id ORDER BY e.occurred_at, e.event_id)
+        )
+        SELECT event_id, anonymous_id, occurred_at, next_at
+        FROM device_events
+        WHERE next_at - occurred_at BETWEEN INTERVAL 40 MINUTE AND INTERVAL 3 HOUR
+          AND batch < {BRIDGE_BATCH} AND next_batch < {BRIDGE_BATCH}
+        QUALIFY row_number() OVER (PARTITION BY anonymous_id ORDER BY md5(event_id)) = 1
+        ORDER BY md5(event_id)
+        LIMIT {BRIDGED_GAPS}
+        """
+    )
+    gaps = con.execute("SELECT * FROM src.bridges ORDER BY md5(event_id)").fetchall()
+    con.execute(
+        "CREATE OR REPLACE TABLE src.extra AS SELECT *, 0 AS batch FROM src.raw.events WHERE false"
+    )
+    for number, (event_id, _, start, end) in enumerate(gaps):
+        steps = math.ceil((end - start) / BRIDGE_STEP)
+        for step in range(1, steps):
+            con.execute(
+                f"""
+                INSERT INTO src.extra
+                SELECT * REPLACE (
+                    'bridge-{number}-{step}' AS event_id,
+                    'page_view' AS event_type,
+                    occurred_at + to_milliseconds(?) AS occurred_at,
+                    NULL AS order_id, NULL AS revenue
+                ), {BRIDGE_BATCH}
+                FROM src.raw.events WHERE event_id = ?
+                """,
+                [round((end - start).total_seconds() * 1000 * step / steps), event_id],
+            )
+    logins = con.execute(
+        f"""
+        WITH anonymous_only AS (
+            SELECT anonymous_id, min(occurred_at) AS first_at, arg_min(event_id, occurred_at) AS id
+            FROM src.raw.events
+            WHERE anonymous_id IS NOT NULL AND {human}
+              AND anonymous_id NOT IN (SELECT anonymous_id FROM src.bridges)
+            GROUP BY anonymous_id
+            HAVING count(user_id) = 0 AND count(*) >= 3
+        ),
+        customers AS (
+            SELECT DISTINCT user_id FROM src.raw.events WHERE user_id IS NOT NULL
+        )
+        SELECT a.id, c.user_id
+        FROM (SELECT *, row_number() OVER (ORDER BY md5(anonymous_id)) AS n FROM anonymous_only) a
+        JOIN (SELECT *, row_number() OVER (ORDER BY md5(user_id)) AS n FROM customers) c USING (n)
+        LIMIT {LOGINS}
+        """
+    ).fetchall()
+    for number, (event_id, user_id) in enumerate(logins):
+        con.execute(
+            f"""
+            INSERT INTO src.extra
+            SELECT * REPLACE (
+                'login-{number}' AS event_id, ? AS user_id,
+                occurred_at + INTERVAL 1 SECOND AS occurred_at
+            ), {LOGIN_BATCH}
+            FROM src.raw.events WHERE event_id = ?
+            """,
+            [user_id, event_id],
+        )
+    return gaps, logins
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dbt_sessions")
+    sample = generate(root / "sample", n_events=SAMPLE_EVENTS, seed=11)
+    source = root / "source.duckdb"
+    load_sample(sample, source)
+    warehouse = root / "warehouse.duckdb"
+    with warehouse_connection(warehouse) as con:
+        con.execute(f"ATTACH '{source}' AS src")
+        gaps, logins = _plan_batches(con)
+        con.execute("CREATE SCHEMA raw")
+        for table in ("crm_customers", "crm_orders", "crm_consents"):
+            con.execute(f"CREATE TABLE raw.{table} AS SELECT * FROM src.raw.{table}")
+        con.execute("CREATE TABLE raw.events AS SELECT * FROM src.raw.events WHERE false")
+        con.execute("DETACH src")
+    yield {"root": root, "source": source, "warehouse": warehouse, "gaps": gaps, "logins": logins}
+    release_dbt_duckdb()
+
+
+def _deliver(warehouse: Path, source: Path, batch: int) -> None:
+    with warehouse_connection(warehouse) as con:
+        con.execute(f"ATTACH IF NOT EXISTS '{source}' AS src (READ_ONLY)")
+        con.execute(
+            "INSERT INTO raw.events SELECT e.* FROM src.raw.events e "
+            "JOIN src.plan p USING (event_id) WHERE p.batch = ?",
+            [batch],
+        )
+        con.execute(
+            "INSERT INTO raw.events SELECT * EXCLUDE (batch) FROM src.extra WHERE batch = ?",
+            [batch],
+        )
+
+
+def _keep(warehouse: Path, name: str) -> None:
+    with warehouse_connection(warehouse) as con:
+        con.execute(f"CREATE OR REPLACE TABLE main.{name} AS SELECT * FROM marts.sessions")
+
+
+def _differences(warehouse: Path, left: str, right: str) -> tuple[int, int, int]:
+    """(rows only in left, rows only in right, rows in left), comparing every column."""
+    with warehouse_connection(warehouse) as con:
+        only_left = con.execute(
+            f"SELECT count(*) FROM (FROM main.{left} EXCEPT ALL FROM main.{right})"
+        ).fetchone()[0]
+        only_right = con.execute(
+            f"SELECT count(*) FROM (FROM main.{right} EXCEPT ALL FROM main.{left})"
+        ).fetchone()[0]
+        rows = con.execute(f"SELECT count(*) FROM main.{left}").fetchone()[0]
+    return only_left, only_right, rows
+
+
+def _restore(warehouse: Path, name: str) -> None:
+    with warehouse_connection(warehouse) as con:
+        con.execute(f"DELETE FROM marts.sessions; INSERT INTO marts.sessions FROM main.{name}")
+
+
+def _bridged_gaps_in_one_session(warehouse: Path, gaps) -> int:
+    with warehouse_connection(warehouse) as con:
+        return sum(
+            con.execute(
+                """
+                SELECT count(*) FROM marts.sessions s
+                JOIN intermediate.int_identifiers_stitched i USING (person_id)
+                WHERE i.identifier_type = 'anonymous_id' AND i.identifier = ?
+                  AND s.started_at <= timezone('UTC', ?::TIMESTAMPTZ)
+                  AND s.ended_at >= timezone('UTC', ?::TIMESTAMPTZ)
+                """,
+                [anonymous_id, start, end],
+            ).fetchone()[0]
+            for _, anonymous_id, start, end in gaps
+        )
+
+
+def _windows_sql(dbt: Dbt) -> str:
+    result = dbt.invoke(
+        "compile",
+        "--inline",
+        "select count(*) as persons, count(reprocess_from) as from_cutoff "
+        "from ({{ sessions_reprocess_windows(ref('sessions'), ref('int_events_stitched')) }})",
+    )
+    return result.result.results[0].node.compiled_code
+
+
+def test_incremental_sessions_equal_a_full_rebuild_after_every_batch(world):
+    warehouse, source = world["warehouse"], world["source"]
+    dbt = Dbt(warehouse, world["root"])
+    assert len(world["gaps"]) == BRIDGED_GAPS and len(world["logins"]) == LOGINS
+    windows_sql = None
+    reprocessed = []
+
+    for batch in range(1, BATCHES + 1):
+        _deliver(warehouse, source, batch)
+        dbt.invoke("run", "--select", "+int_events_stitched")
+        if batch > 1:
+            windows_sql = windows_sql or _windows_sql(dbt)
+            with warehouse_connection(warehouse) as con:
+                persons_to_rebuild, from_cutoff = con.execute(windows_sql).fetchone()
+                persons = con.execute(
+                    "SELECT count(DISTINCT person_id) FROM intermediate.int_events_stitched"
+                ).fetchone()[0]
+            reprocessed.append((persons_to_rebuild, from_cutoff, persons))
+        if batch == BRIDGE_BATCH:
+            assert _bridged_gaps_in_one_session(warehouse, world["gaps"]) == 0  # still split
+        dbt.invoke("run", "--select", "sessions")
+        _keep(warehouse, "incremental")
+        dbt.invoke("run", "--select", "sessions", "--full-refresh")
+        _keep(warehouse, "rebuilt")
+
+        only_incremental, only_rebuilt, rows = _differences(warehouse, "incremental", "rebuilt")
+        assert (only_incremental, only_rebuilt) == (0, 0), f"batch {batch}: {rows} sessions"
+        assert rows > 0
+        _restore(warehouse, "incremental")
+
+    # late bridge events merged the sessions on both sides of each gap
+    assert _bridged_gaps_in_one_session(warehouse, world["gaps"]) == BRIDGED_GAPS
+    # runs were incremental: most persons kept their sessions, some were rebuilt from a cutoff
+    # (recent activity) and some in full (late events beyond the lookback, identity merges)
+    for persons_to_rebuild, from_cutoff, persons in reprocessed:
+        assert 0 < from_cutoff < persons_to_rebuild < persons
+
+
+def test_an_incremental_run_without_new_events_changes_nothing(world):
+    warehouse = world["warehouse"]
+    dbt = Dbt(warehouse, world["root"])
+    _keep(warehouse, "before")
+
+    dbt.invoke("run", "--select", "sessions")
+
+    _keep(warehouse, "after")
+    assert _differences(warehouse, "before", "after")[:2] == (0, 0)
+
+
+def test_an_earlier_as_of_still_equals_a_full_rebuild(world):
+    """A backtest: as_of moves back, events after it stop counting, sessions follow."""
+    warehouse = world["warehouse"]
+    dbt = Dbt(warehouse, world["root"])
+    earlier = (DEFAULT_AS_OF - timedelta(days=60)).isoformat()
+    as_of = json.dumps({"as_of": earlier})
+
+    dbt.invoke("run", "--select", "+sessions", "--vars", as_of)
+    _keep(warehouse, "backtest_incremental")
+    dbt.invoke("run", "--select", "sessions", "--full-refresh", "--vars", as_of)
+    _keep(warehouse, "backtest_rebuilt")
+
+    only_left, only_right, rows = _differences(
+        warehouse, "backtest_incremental", "backtest_rebuilt"
+    )
+    assert (only_left, only_right) == (0, 0)
+    with warehouse_connection(warehouse) as con:
+        latest = con.execute("SELECT max(ended_at) FROM main.backtest_rebuilt").fetchone()[0]
+    assert rows > 0 and latest <= (DEFAULT_AS_OF - timedelta(days=60)).replace(tzinfo=None)

@@ -1,0 +1,274 @@
+"""The planted behaviours of the generated sample land in the expected segments.
+
+One generated sample is loaded with the ingestion functions and the whole dbt project is built
+on it (seeds, models, data tests, unit tests). Every person of the warehouse is mapped to the
+generator's person through its identifiers (truth/persons.csv), and each micro-segment is
+compared with the archetype that plants its behaviour: precision over the segment's persons,
+recall over the archetype's persons. The floors sit well below the measured values (logged at
+INFO) so that another seed does not break them, and far above what chance would give.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from dbt_helpers import (
+    Dbt,
+    copy_project,
+    failure_messages,
+    load_sample,
+    release_dbt_duckdb,
+    warehouse_connection,
+)
+
+from sample_data import generate
+
+log = logging.getLogger(__name__)
+
+SAMPLE_EVENTS = 40_000
+
+# archetype planted by the generator -> segment it must land in, minimum precision and recall
+EXPECTED = {
+    "frequent_browser": ("frequent_visitor", 0.80, 0.40),
+    "cart_abandoner": ("cart_abandoner", 0.55, 0.85),
+    "content_explorer": ("content_explorer", 0.55, 0.65),
+    "high_value_loyal": ("high_value", 0.75, 0.95),
+    "price_sensitive": ("price_sensitive", 0.60, 0.70),
+    "new_visitor": ("new_visitor", 0.70, 0.95),
+}
+
+
+@dataclass(frozen=True)
+class Built:
+    sample: object
+    warehouse: object
+    root: object
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Iterator[Built]:
+    root = tmp_path_factory.mktemp("segments_truth")
+    sample = generate(root / "sample", n_events=SAMPLE_EVENTS, seed=5)
+    warehouse = root / "warehouse.duckdb"
+    load_sample(sample, warehouse)
+    Dbt(warehouse, root).invoke("build")
+    with warehouse_connection(warehouse) as con:
+        con.execute(
+            f"""
+            CREATE TABLE main.truth AS
+            SELECT * FROM read_csv('{sample.truth_dir / "persons.csv"}', all_varchar = true);
+            CREATE TABLE main.person_truth AS
+            WITH truth_identifiers AS (
+                SELECT person_key, 'user_id' AS identifier_type, customer_id AS identifier
+                FROM main.truth WHERE coalesce(customer_id, '') <> ''
+                UNION ALL
+                SELECT person_key, 'anonymous_id', unnest(string_split(anonymous_ids, '|'))
+                FROM main.truth WHERE coalesce(anonymous_ids, '') <> ''
+            )
+            SELECT DISTINCT i.person_id, t.person_key, t.archetype
+            FROM intermediate.int_identifiers_stitched AS i
+            JOIN truth_identifiers USING (identifier_type, identifier)
+            JOIN main.truth AS t USING (person_key);
+            """
+        )
+    yield Built(sample, warehouse, root)
+    release_dbt_duckdb()
+
+
+def _scalar(built: Built, sql: str, parameters=()):
+    with warehouse_connection(built.warehouse) as con:
+        return con.execute(sql, list(parameters)).fetchone()[0]
+
+
+def _precision_recall(built: Built, archetype: str, segment: str) -> tuple[float, float, int]:
+    with warehouse_connection(built.warehouse) as con:
+        in_segment, correct = con.execute(
+            """
+            SELECT count(*), count(CASE WHEN t.archetype = ? THEN 1 END)
+            FROM marts.person_segments AS s JOIN main.person_truth AS t USING (person_id)
+            WHERE s.segment_key = ?
+            """,
+            [archetype, segment],
+        ).fetchone()
+        planted, found = con.execute(
+            """
+            SELECT count(DISTINCT t.person_key),
+                   count(DISTINCT CASE WHEN s.person_id IS NOT NULL THEN t.person_key END)
+            FROM main.person_truth AS t
+            LEFT JOIN marts.person_segments AS s
+                ON s.person_id = t.person_id AND s.segment_key = ?
+            WHERE t.archetype = ?
+            """,
+            [segment, archetype],
+        ).fetchone()
+    return correct / max(in_segment, 1), found / max(planted, 1), in_segment
+
+
+def test_every_person_maps_to_one_planted_person(built):
+    assert _scalar(built, "SELECT count(*) FROM marts.person_features") == _scalar(
+        built, "SELECT count(DISTINCT person_id) FROM main.person_truth"
+    )
+    # a warehouse person never mixes two planted persons (stitching links nothing wrongly)
+    assert (
+        _scalar(
+            built,
+            "SELECT count(*) FROM (SELECT person_id FROM main.person_truth "
+            "GROUP BY person_id HAVING count(DISTINCT person_key) > 1)",
+        )
+        == 0
+    )
+    # every planted customer is exactly one warehouse person
+    assert (
+        _scalar(
+            built,
+            "SELECT count(*) FROM (SELECT t.person_key FROM main.person_truth t "
+            "JOIN main.truth USING (person_key) WHERE coalesce(truth.customer_id, '') <> '' "
+            "GROUP BY t.person_key HAVING count(DISTINCT t.person_id) > 1)",
+        )
+        == 0
+    )
+
+
+def test_bots_are_not_persons(built):
+    with (built.sample.truth_dir / "persons.csv").open(newline="") as handle:
+        bots = [row for row in csv.DictReader(handle) if row["is_bot"] == "true"]
+    assert bots
+    assert _scalar(built, "SELECT count(*) FROM main.truth WHERE is_bot = 'true'") == len(bots)
+    assert _scalar(built, "SELECT count(*) FROM main.person_truth WHERE archetype = 'bot'") == 0
+
+
+def test_orders_and_spend_match_the_crm_without_double_counting(built):
+    """Web orders arrive as CRM orders and as purchase events; each counts once."""
+    with warehouse_connection(built.warehouse) as con:
+        customers, orders_match, spend_match = con.execute(
+            """
+            SELECT count(*),
+                   count(CASE WHEN f.orders = t.n_orders::INTEGER THEN 1 END),
+                   count(CASE WHEN f.lifetime_spend = t.lifetime_spend::DECIMAL(18, 2)
+                              THEN 1 END)
+            FROM main.truth AS t
+            JOIN intermediate.int_identifiers_stitched AS i
+                ON i.identifier_type = 'user_id' AND i.identifier = t.customer_id
+            JOIN marts.person_features AS f USING (person_id)
+            """
+        ).fetchone()
+        web_orders = con.execute(
+            "SELECT count(*) FROM intermediate.int_orders_deduplicated "
+            "WHERE order_source = 'crm_and_web'"
+        ).fetchone()[0]
+    assert customers > 0 and web_orders > 0
+    assert orders_match == customers
+    assert spend_match == customers
+
+
+@pytest.mark.parametrize("archetype", sorted(EXPECTED))
+def test_planted_behaviour_lands_in_its_segment(built, archetype):
+    segment, min_precision, min_recall = EXPECTED[archetype]
+
+    precision, recall, size = _precision_recall(built, archetype, segment)
+
+    log.info(
+        "%-16s -> %-16s precision %.2f recall %.2f (%d persons in segment)",
+        archetype,
+        segment,
+        precision,
+        recall,
+        size,
+    )
+    assert precision >= min_precision, f"{segment}: precision {precision:.2f}"
+    assert recall >= min_recall, f"{segment}: recall {recall:.2f}"
+
+
+def test_churned_persons_are_quiet_and_not_new_or_frequent(built):
+    with warehouse_connection(built.warehouse) as con:
+        churned, quiet = con.execute(
+            """
+            SELECT count(*), count(CASE WHEN f.days_since_last_seen >= 120 THEN 1 END)
+            FROM main.person_truth AS t JOIN marts.person_features AS f USING (person_id)
+            WHERE t.archetype = 'churned' AND f.events > 0
+            """
+        ).fetchone()
+        active_segments = con.execute(
+            """
+            SELECT count(*) FROM main.person_truth AS t
+            JOIN marts.person_segments AS s USING (person_id)
+            WHERE t.archetype = 'churned'
+              AND s.segment_key IN ('frequent_visitor', 'new_visitor', 'high_intent_browser')
+            """
+        ).fetchone()[0]
+    assert churned > 0 and quiet == churned
+    assert active_segments == 0
+
+
+def test_high_value_customers_reach_the_loyalty_stage_and_top_monetary_scores(built):
+    with warehouse_connection(built.warehouse) as con:
+        persons, loyal, top_monetary = con.execute(
+            """
+            SELECT count(*),
+                   count(CASE WHEN s.segment_key = 'stage_loyalty' THEN 1 END),
+                   count(CASE WHEN r.m_score >= 4 THEN 1 END)
+            FROM main.person_truth AS t
+            JOIN marts.person_segments AS s
+                ON s.person_id = t.person_id AND s.segment_group = 'purchase_stage'
+            LEFT JOIN marts.person_rfm_scores AS r ON r.person_id = t.person_id
+            WHERE t.archetype = 'high_value_loyal'
+            """
+        ).fetchone()
+    assert persons > 0
+    assert loyal / persons >= 0.9
+    assert top_monetary / persons >= 0.9
+
+
+def test_offline_buyers_are_persons_with_orders_and_rfm_but_no_sessions(built):
+    with warehouse_connection(built.warehouse) as con:
+        persons, without_events, with_rfm = con.execute(
+            """
+            SELECT count(*), count(CASE WHEN f.events = 0 AND f.sessions = 0 THEN 1 END),
+                   count(r.person_id)
+            FROM main.person_truth AS t
+            JOIN marts.person_features AS f USING (person_id)
+            LEFT JOIN marts.person_rfm_scores AS r USING (person_id)
+            WHERE t.archetype = 'offline_buyer' AND f.completed_orders > 0
+            """
+        ).fetchone()
+    assert persons > 0
+    assert without_events == persons == with_rfm
+
+
+def test_every_person_gets_exactly_one_content_decision(built):
+    assert _scalar(built, "SELECT count(*) FROM marts.content_decisions") == _scalar(
+        built, "SELECT count(*) FROM marts.person_features"
+    )
+    assert (
+        _scalar(
+            built,
+            "SELECT count(*) FROM marts.content_decisions d JOIN marts.person_segments s "
+            "ON s.person_id = d.person_id AND s.segment_key = 'cart_abandoner' "
+            "WHERE d.content_variant <> 'cart_reminder'",
+        )
+        == 0
+    )  # cart reminders have the top priority by default
+
+
+def test_conflicting_content_rules_fail_the_build_naming_both(built, tmp_path):
+    project = copy_project(tmp_path / "project")
+    rules = project / "seeds" / "content_decision_rules.csv"
+    text = rules.read_text()
+    rules.write_text(text.replace("onboarding,70,new_visitor", "onboarding,60,new_visitor"))
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(built.warehouse, warehouse)
+    dbt = Dbt(warehouse, tmp_path, project_dir=project)
+
+    result = dbt.invoke(
+        "build", "--select", "content_decision_rules", "content_decisions", expect_success=False
+    )
+
+    assert not result.success
+    message = failure_messages(result)
+    assert "'discount_banner' and 'onboarding'" in message
+    assert "priority 60" in message
