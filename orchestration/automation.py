@@ -12,6 +12,7 @@ import json
 import dagster as dg
 
 from orchestration.assets.ingestion import RAW_EVENTS
+from orchestration.assets.ml import CHURN_MODEL, PERSON_CLUSTERS
 from orchestration.checks import check_op_name
 from orchestration.ingestion.events import discover_files
 from orchestration.resources import LandingZoneResource
@@ -25,17 +26,21 @@ full_build_job = dg.define_asset_job(
     selection=dg.AssetSelection.all(),
     description=(
         "Everything: ingest new landing files and the CRM snapshot, build and test every dbt "
-        "model, run every check. The nightly schedule runs it."
+        "model, re-cluster, retrain the churn model, score, run every check, publish. The "
+        "nightly schedule runs it."
     ),
 )
 
 incremental_update_job = dg.define_asset_job(
     name="incremental_update",
-    selection=dg.AssetSelection.assets(RAW_EVENTS).downstream(),
+    # training (clustering, churn model) is nightly work: sensor runs score with current models
+    selection=dg.AssetSelection.assets(RAW_EVENTS).downstream()
+    - dg.AssetSelection.assets(PERSON_CLUSTERS, CHURN_MODEL),
     description=(
         "New landing files only: load them, then rebuild what depends on events (incremental "
-        "dbt models and their checks). No CRM reload, no retraining. The landing-files sensor "
-        "requests it."
+        "dbt models, features, rule segments), score churn with the current model, run the "
+        "checks and publish. No CRM reload, no re-clustering, no retraining. The landing-files "
+        "sensor requests it."
     ),
 )
 

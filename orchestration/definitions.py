@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from orchestration.assets.ingestion import RAW_EVENTS, raw_crm_tables, raw_events
+from orchestration.assets.ml import ml_assets, ml_checks
 from orchestration.assets.serving import build_published_segments
 from orchestration.assets.transform import dbt_models
 from orchestration.automation import (
@@ -19,6 +20,7 @@ from orchestration.resources import (
     AsOfResource,
     CrmResource,
     LandingZoneResource,
+    ModelStoreResource,
     ServingResource,
     WarehouseResource,
 )
@@ -32,8 +34,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             raw_events,
             raw_crm_tables,
             dbt_models,
+            *ml_assets,
             # after every model, so that it runs when all of the run's checks are done
-            build_published_segments(list(dbt_models.keys)),
+            build_published_segments([*dbt_models.keys, *(a.key for a in ml_assets)]),
         ],
         asset_checks=[
             expectation_check(RAW_EVENTS, "raw.events", "raw_events", load_id_column="_load_id"),
@@ -65,6 +68,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                     "content_decisions",
                 ],
             ),
+            *ml_checks,
         ],
         jobs=[full_build_job, incremental_update_job],
         schedules=[build_nightly_schedule(settings)],
@@ -86,6 +90,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 postgres_url=settings.serving_postgres_url,
                 postgres_schema=settings.serving_postgres_schema,
                 reader_role=settings.serving_reader_role,
+            ),
+            "models": ModelStoreResource(
+                path=str(settings.resolved_models_dir),
+                churn_at_risk_threshold=settings.churn_at_risk_threshold,
             ),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         },

@@ -11,6 +11,8 @@ import duckdb
 import sqlalchemy as sa
 from pydantic import Field
 
+from ml.config import ChurnConfig
+from ml.registry import ModelRegistry
 from orchestration import warehouse
 from orchestration.settings import parse_as_of
 
@@ -90,3 +92,23 @@ class ServingResource(dg.ConfigurableResource):
     @property
     def folder(self) -> Path:
         return Path(self.path)
+
+
+class ModelStoreResource(dg.ConfigurableResource):
+    """The folder of the trained models: the churn model registry and the clustering state."""
+
+    path: str = Field(description="Folder of the model registry and the clustering state.")
+    churn_at_risk_threshold: float = Field(
+        default=ChurnConfig.risk_threshold,
+        description="Persons with a churn probability at or above this are at risk.",
+    )
+
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(Path(self.path) / "churn")
+
+    @property
+    def clustering_state_path(self) -> Path:
+        return Path(self.path) / "clustering" / "state.bin"
+
+    def churn_config(self) -> ChurnConfig:
+        return ChurnConfig(risk_threshold=self.churn_at_risk_threshold)

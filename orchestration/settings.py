@@ -16,7 +16,12 @@ environment, so ``load_settings()`` exports the resolved values for the dbt subp
 - SEGWH_SERVING_POSTGRES_URL (empty = off), SEGWH_SERVING_POSTGRES_SCHEMA (segments),
   SEGWH_SERVING_READER_ROLE (segwh_bi_reader): the published PostgreSQL schema for BI;
 - SEGWH_NIGHTLY_CRON (0 2 * * *) and SEGWH_NIGHTLY_TIMEZONE (UTC): the nightly full build;
-- SEGWH_SENSOR_INTERVAL_SECONDS (900): minimum interval of the landing-files sensor.
+- SEGWH_SENSOR_INTERVAL_SECONDS (900): minimum interval of the landing-files sensor;
+- SEGWH_MODELS_DIR ($SEGWH_DATA_DIR/models): churn model registry and clustering state;
+- SEGWH_CHURN_AT_RISK_THRESHOLD (0.5): churn probability from which a person is at risk.
+
+Model tunables (k range, candidate models, drift thresholds, ...) live in ``ml/config.py``;
+the segment, session and churn-label rules in ``dbt_project/dbt_project.yml`` and its seeds.
 """
 
 from __future__ import annotations
@@ -55,6 +60,12 @@ class Settings:
     nightly_cron: str = "0 2 * * *"
     nightly_timezone: str = "UTC"
     sensor_interval_seconds: int = 900
+    models_dir: Path | None = None  # None: <data_dir>/models
+    churn_at_risk_threshold: float = 0.5
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -89,6 +100,11 @@ def load_settings() -> Settings:
         sensor_interval_seconds=int(
             os.environ.get("SEGWH_SENSOR_INTERVAL_SECONDS", "").strip()
             or Settings.sensor_interval_seconds
+        ),
+        models_dir=_env_path("SEGWH_MODELS_DIR", data_dir / "models"),
+        churn_at_risk_threshold=float(
+            os.environ.get("SEGWH_CHURN_AT_RISK_THRESHOLD", "").strip()
+            or Settings.churn_at_risk_threshold
         ),
     )
     export_for_dbt(str(settings.warehouse_path), settings.duckdb_memory_limit)

@@ -74,7 +74,10 @@ def test_the_ui_shows_every_layer_and_materializes_the_whole_graph(dagster_serve
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            # the catalog renders only the rows in view and middle-truncates names that do not
+            # fit: make room for every asset and for long model names
+            keys = graph.get_all_asset_keys()
+            page = browser.new_page(viewport={"width": 2400, "height": 300 + 70 * len(keys)})
             page.goto(f"{dagster_server.url}/assets", wait_until="networkidle")
             _dismiss_welcome_dialog(page)
             for key in graph.get_all_asset_keys():

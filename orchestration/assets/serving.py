@@ -24,7 +24,8 @@ from orchestration.publish import (
 )
 from orchestration.resources import ServingResource, WarehouseResource
 
-PUBLISHED_SCHEMA = "marts"  # every table dbt builds in marts is BI-facing
+# every table dbt builds in marts and every table the ml assets write is BI-facing
+PUBLISHED_SCHEMAS = ("marts", "ml")
 
 
 def _failed_blocking_checks(context: dg.AssetExecutionContext) -> tuple[list[str], list[str]]:
@@ -53,8 +54,8 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
         kinds={"duckdb", "parquet", "postgres"},
         owners=[OWNER],
         description=(
-            "Publishes every table of the marts schema for BI tools, atomically: the DuckDB "
-            "file <serving>/segments.duckdb (swapped by rename), Parquet under "
+            "Publishes every table of the marts and ml schemas for BI tools, atomically: the "
+            "DuckDB file <serving>/segments.duckdb (swapped by rename), Parquet under "
             "<serving>/parquet/current (symlink switched), and, when configured, a PostgreSQL "
             "schema (swapped in one transaction, readable by the BI role). Runs only when every "
             "blocking check of the run passed; each publish is recorded in serving.publish_log."
@@ -77,11 +78,11 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
         outputs = {"duckdb": str(serving.folder / "segments.duckdb")}
         with warehouse.connect() as con:
             tables = [
-                f"{PUBLISHED_SCHEMA}.{name}"
-                for (name,) in con.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE database_name = "
-                    "current_database() AND schema_name = ? ORDER BY 1",
-                    [PUBLISHED_SCHEMA],
+                f"{schema}.{name}"
+                for schema, name in con.execute(
+                    "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = "
+                    "current_database() AND list_contains(?, schema_name) ORDER BY 1, 2",
+                    [list(PUBLISHED_SCHEMAS)],
                 ).fetchall()
             ]
             counts = publish_duckdb(con, tables, serving.folder, version)

@@ -1,0 +1,199 @@
+"""Every tunable of the ml package, in one place: frozen dataclasses with documented defaults.
+
+The Dagster assets build these (from defaults or run config) and pass them to the ml functions;
+nothing in ``ml/`` reads the environment or hard-codes a threshold elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ClusteringAlgorithm = Literal["kmeans", "agglomerative", "dbscan", "hdbscan"]
+
+DEFAULT_ID_COLUMNS: tuple[str, ...] = (
+    "person_id",
+    "customer_id",
+    "anonymous_id",
+    "user_id",
+    "session_id",
+    "order_id",
+    "event_id",
+)
+"""Identifier columns, never features (any other column ending in ``_id`` is dropped too)."""
+
+DEFAULT_TIME_COLUMNS: tuple[str, ...] = ("as_of", "snapshot_at", "snapshot_date", "snapshot_number")
+"""Time columns, never features (any datetime column or column ending in ``_at`` is too)."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Which columns of a table become model features (see ``ml.preprocessing.select_features``).
+
+    Features are chosen by dtype: numbers and booleans are numeric, strings are categorical.
+    Identifier, time and label columns, columns missing from the table, entirely null, constant
+    or (for strings) nearly unique columns are dropped, and the reason is recorded.
+    """
+
+    include: tuple[str, ...] = ()
+    """Only these columns are candidates (empty: every column)."""
+    exclude: tuple[str, ...] = ()
+    """Never use these columns."""
+    id_columns: tuple[str, ...] = DEFAULT_ID_COLUMNS
+    time_columns: tuple[str, ...] = DEFAULT_TIME_COLUMNS
+    use_categoricals: bool = True
+    """One-hot encode string columns; False keeps numeric features only."""
+    max_category_cardinality: int = 200
+    """A string column with more distinct values than this is treated as an identifier."""
+    log_skew_threshold: float = 1.0
+    """A non-negative numeric column whose skewness exceeds this (and whose maximum exceeds 1,
+    so shares and rates are left alone) is log1p-transformed before scaling."""
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    """How selected features are turned into a numeric matrix (``ml.preprocessing``)."""
+
+    add_missing_indicators: bool = True
+    """Add a 0/1 column per numeric feature that has nulls ("no orders" is information)."""
+    clip_z: float | None = 5.0
+    """After standardisation, clip every value to [-clip_z, clip_z] so a handful of extreme
+    people cannot drag a centroid or dominate a linear model (None: no clipping)."""
+    min_category_frequency: float = 0.01
+    """Categories rarer than this share are grouped into one "infrequent" column."""
+    max_categories: int = 20
+    """At most this many one-hot columns per categorical feature (the rest: "infrequent")."""
+    fit_sample_size: int = 200_000
+    """Imputation medians, scales and categories are learnt on at most this many rows."""
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    """Behavioural clustering of ``person_features`` (``ml.clustering.fit_clusters``)."""
+
+    algorithm: ClusteringAlgorithm = "kmeans"
+    k_min: int = 2
+    k_max: int = 10
+    """k is chosen in [k_min, k_max] by the best silhouette (ties: the smaller k). Not used by
+    dbscan/hdbscan, which find their own number of clusters."""
+    selection_sample_size: int = 50_000
+    """Candidate k-means/agglomerative models for each k are fitted on at most this many rows."""
+    silhouette_sample_size: int = 10_000
+    """Silhouette and Davies-Bouldin are computed on at most this many rows (silhouette is
+    quadratic in the rows)."""
+    minibatch_threshold: int = 200_000
+    """Above this many rows the final k-means fit uses MiniBatchKMeans."""
+    minibatch_size: int = 8_192
+    n_init: int = 4
+    """k-means restarts per candidate k (on the selection sample)."""
+    fit_sample_size: int = 10_000
+    """Agglomerative/DBSCAN/HDBSCAN are fitted on at most this many rows and extended to
+    everyone by a k-nearest-neighbours vote. Ward linkage keeps an n*(n-1)/2 distance matrix:
+    10,000 rows need 0.4 GB, 20,000 rows 1.6 GB."""
+    extension_neighbors: int = 15
+    dbscan_eps: float | None = None
+    """None: the 90th percentile of each sample point's distance to its
+    ``density_min_samples``-th neighbour."""
+    density_min_samples: int = 10
+    hdbscan_min_cluster_size: int | None = None
+    """None: ``min_cluster_share`` of the fit sample (at least 5)."""
+    use_pca: bool = False
+    pca_components: int | float = 0.9
+    """An int is a number of components; a float in (0, 1) the share of variance to keep."""
+    min_cluster_share: float = 0.02
+    """Clusters smaller than this share of people are flagged ``is_small`` in the profile."""
+    match_distance_ratio: float = 1.0
+    """A new cluster inherits a previous cluster's id when their centroids (both in the previous
+    run's feature space) are at most this many times the previous cluster's RMS radius apart."""
+    profile_top_features: int = 5
+    """Distinguishing features listed per cluster (the first two also name it)."""
+    projection_sample_size: int = 5_000
+    """Rows in the 2-D PCA projection returned for plotting."""
+    random_state: int = 0
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.k_min <= self.k_max:
+            raise ValueError(f"need 2 <= k_min <= k_max, got k_min={self.k_min} k_max={self.k_max}")
+        if self.algorithm not in ("kmeans", "agglomerative", "dbscan", "hdbscan"):
+            raise ValueError(f"unknown clustering algorithm {self.algorithm!r}")
+
+
+ChurnModelType = Literal["logistic_regression", "hist_gradient_boosting"]
+
+
+@dataclass(frozen=True)
+class ChurnConfig:
+    """Churn training, model choice, promotion and scoring (``ml.churn``, ``ml.registry``)."""
+
+    horizon_days: int = 90
+    """A person is churned at a snapshot when they are inactive for this many days after it.
+    The label is computed upstream (dbt); here it documents the label and bounds purging."""
+    label_column: str = "churned"
+    snapshot_column: str = "snapshot_at"
+    id_column: str = "person_id"
+    models: tuple[ChurnModelType, ...] = ("logistic_regression", "hist_gradient_boosting")
+    """Candidate models; the best validation ROC-AUC wins (ties: the earlier one)."""
+    purge_overlapping_horizons: bool = False
+    """True: drop training snapshots whose label horizon reaches past the validation snapshot
+    (``snapshot_at + horizon_days > validation snapshot``), a strict backtest that needs
+    more history. False: every earlier labelled snapshot trains."""
+    refit_on_all_labelled: bool = True
+    """After choosing the model on the validation snapshot, refit it with the same
+    hyper-parameters on train + validation, so the model that scores has seen the most recent
+    behaviour. The stored metrics are those of the validation run."""
+    max_train_rows: int = 400_000
+    """Training rows are sampled down to this many (ROC-AUC saturates long before; keeps a
+    1M-person nightly retrain within minutes on 2 cores)."""
+    min_train_rows: int = 100
+    min_validation_rows: int = 50
+    min_class_rows: int = 5
+    """Each of train and validation needs at least this many churned and retained rows."""
+    hgb_max_iter: int = 300
+    hgb_learning_rate: float = 0.1
+    hgb_max_leaf_nodes: int = 31
+    hgb_l2_regularization: float = 1.0
+    logistic_c: float = 1.0
+    risk_threshold: float = 0.5
+    """``is_at_risk`` is churn_probability >= this."""
+    risk_band_edges: tuple[float, ...] = (0.25, 0.5)
+    """Lower bounds of every band but the first, ascending."""
+    risk_band_labels: tuple[str, ...] = ("low", "medium", "high")
+    promotion_tolerance: float = 0.01
+    """A candidate replaces the current model when its validation ROC-AUC is at least the
+    current model's minus this."""
+    promotion_metric: str = "roc_auc"
+    random_state: int = 0
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+
+    def __post_init__(self) -> None:
+        if len(self.risk_band_labels) != len(self.risk_band_edges) + 1:
+            raise ValueError("risk_band_labels needs exactly one more entry than risk_band_edges")
+        if list(self.risk_band_edges) != sorted(self.risk_band_edges):
+            raise ValueError("risk_band_edges must be ascending")
+        if not self.models:
+            raise ValueError("at least one churn model type is needed")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Population Stability Index thresholds and binning (``ml.drift``)."""
+
+    warn: float = 0.1
+    """PSI above this: status "warn"."""
+    retrain: float = 0.25
+    """PSI above this: status "retrain"."""
+    bins: int = 10
+    """Numeric features are cut at the baseline's quantiles into at most this many bins."""
+    epsilon: float = 1e-4
+    """Empty bins count as this share, so the logarithm stays finite."""
+    max_categories: int = 20
+    """Categorical baselines keep this many most frequent values; the rest are "other"."""
+    baseline_sample_size: int = 200_000
+    """Baselines are computed on at most this many rows."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warn <= self.retrain:
+            raise ValueError("need 0 <= warn <= retrain")

@@ -1,0 +1,394 @@
+"""Machine learning (group ``ml``): thin assets around the pure-Python ``ml`` package.
+
+They read the person-level marts from the warehouse, call ``ml`` and write the results back to
+the ``ml`` schema, which BI tools get through serving/published_segments:
+
+- ``ml/person_clusters``: behavioural clusters (nightly): ml.person_clusters, ml.cluster_profiles;
+  the fitted state is kept in the models folder so cluster ids stay stable across runs;
+- ``ml/churn_model``: trains on marts.churn_snapshots, registers a version and promotes it when it
+  is not worse than the current one (nightly);
+- ``ml/churn_scores``: scores the latest snapshot with the current model (nightly and sensor
+  runs): ml.churn_scores, read back by dbt for the churn_at_risk segment.
+
+Drift checks (severity WARN): churn features against the current model's training baseline,
+cluster shares and segment shares against the previous run.
+"""
+
+import base64
+import json
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from ml.churn import InsufficientHistoryError, latest_snapshot, score_churn, train_churn_model
+from ml.clustering import ClusterState, fit_clusters
+from ml.config import ClusteringConfig, DriftConfig, FeatureConfig
+from ml.drift import classify_psi, feature_drift, share_psi
+from ml.plots import clustering_pngs
+from ml.registry import NoCurrentModelError
+from orchestration.assets.ingestion import OWNER
+from orchestration.resources import ModelStoreResource, WarehouseResource
+
+GROUP = "ml"
+PERSON_FEATURES = dg.AssetKey(["marts", "person_features"])
+CHURN_SNAPSHOTS = dg.AssetKey(["marts", "churn_snapshots"])
+SEGMENT_HISTORY = dg.AssetKey(["marts", "segment_membership_history"])
+PERSON_CLUSTERS = dg.AssetKey(["ml", "person_clusters"])
+CHURN_MODEL = dg.AssetKey(["ml", "churn_model"])
+CHURN_SCORES = dg.AssetKey(["ml", "churn_scores"])
+
+# Behaviour mix rather than volume: on the generated sample these let silhouette find the nine
+# planted archetypes (k=9, ARI 0.33, bench/ml_quality.py), where all numeric features give k=2.
+CLUSTERING_FEATURES = (
+    "days_since_last_seen",
+    "tenure_days",
+    "sessions_30d",
+    "content_page_share",
+    "abandoned_carts_per_session",
+    "conversion_rate",
+    "price_filter_share",
+    "discounted_order_share",
+    "lifetime_spend",
+    "completed_orders",
+)
+
+
+class ClusteringRunConfig(dg.Config):
+    algorithm: str = Field(
+        default=ClusteringConfig.algorithm,
+        description="kmeans (default), agglomerative, dbscan or hdbscan.",
+    )
+    k_min: int = Field(default=ClusteringConfig.k_min, description="Smallest k tried.")
+    k_max: int = Field(default=ClusteringConfig.k_max, description="Largest k tried.")
+    use_pca: bool = Field(default=ClusteringConfig.use_pca, description="PCA before clustering.")
+    min_cluster_share: float = Field(
+        default=ClusteringConfig.min_cluster_share,
+        description="Clusters below this share of persons are reported as small.",
+    )
+    features: list[str] = Field(
+        default=list(CLUSTERING_FEATURES),
+        description="Columns of marts.person_features to cluster on (empty: every usable one).",
+    )
+
+    def to_ml(self) -> ClusteringConfig:
+        return ClusteringConfig(
+            algorithm=self.algorithm,  # type: ignore[arg-type]  # validated by ClusteringConfig
+            k_min=self.k_min,
+            k_max=self.k_max,
+            use_pca=self.use_pca,
+            min_cluster_share=self.min_cluster_share,
+            features=FeatureConfig(
+                include=tuple(self.features), use_categoricals=not self.features
+            ),
+        )
+
+
+def _read(warehouse: WarehouseResource, sql: str) -> pd.DataFrame:
+    with warehouse.connect(read_only=True) as con:
+        return con.execute(sql).df()
+
+
+def _replace_table(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> None:
+    with warehouse.connect() as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS ml")
+        con.register("frame", frame)
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM frame")
+
+
+def _png_markdown(title: str, png: bytes) -> dg.MetadataValue:
+    data = base64.b64encode(png).decode()
+    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{data})")
+
+
+def _markdown_table(frame: pd.DataFrame) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4f"))
+
+
+@dg.asset(
+    key=PERSON_CLUSTERS,
+    deps=[PERSON_FEATURES],
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"python", "sklearn", "duckdb"},
+    description=(
+        "Behavioural clusters of everyone in marts.person_features (ml.clustering): k chosen "
+        "by silhouette with the elbow curve reported; ids stay stable across runs (new "
+        "clusters are matched to the previous run's). Writes ml.person_clusters (person, "
+        "cluster, distance) and ml.cluster_profiles (size, share, distinguishing features, "
+        "name, small-cluster flag)."
+    ),
+)
+def person_clusters(
+    context: dg.AssetExecutionContext,
+    config: ClusteringRunConfig,
+    warehouse: WarehouseResource,
+    models: ModelStoreResource,
+) -> dg.MaterializeResult:
+    features = _read(warehouse, "SELECT * FROM marts.person_features")
+    if features.empty:
+        raise dg.Failure("marts.person_features is empty: there is nobody to cluster")
+    state_path = models.clustering_state_path
+    previous = ClusterState.load(state_path) if state_path.exists() else None
+    result = fit_clusters(features, config.to_ml(), previous)
+    result.state.save(state_path)
+
+    names = result.profiles.set_index("cluster_id")["name"]
+    membership = result.membership.assign(
+        cluster_name=result.membership["cluster_id"].map(names),
+        as_of=features["as_of"].max(),
+    )
+    profiles = result.profiles.assign(as_of=features["as_of"].max())
+    profiles["top_features"] = profiles["top_features"].map(
+        lambda value: value if isinstance(value, str) else json.dumps(list(value))
+    )
+    _replace_table(warehouse, "ml.person_clusters", membership)
+    _replace_table(warehouse, "ml.cluster_profiles", profiles)
+
+    summary = result.summary()
+    context.log.info(
+        "clusters: k=%s silhouette=%s davies_bouldin=%s",
+        result.k,
+        summary["silhouette"],
+        summary["davies_bouldin"],
+    )
+    pngs = clustering_pngs(result)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(membership),
+            "k": result.k,
+            "silhouette": summary["silhouette"],
+            "davies_bouldin": summary["davies_bouldin"],
+            "share_psi_vs_previous_run": summary["share_psi"],
+            "estimator": result.estimator,
+            "small_clusters": summary["small_clusters"],
+            "new_clusters": summary["new_clusters"],
+            "retired_clusters": summary["retired_clusters"],
+            "profiles": _markdown_table(
+                result.profiles[["cluster_id", "name", "size", "share", "is_small"]]
+            ),
+            "selection_curve": _markdown_table(result.selection_curve),
+            "selection_plot": _png_markdown("silhouette and elbow by k", pngs["selection_curve"]),
+            "projection_plot": _png_markdown("clusters, 2-D projection", pngs["projection"]),
+            "features": summary["features"],
+        }
+    )
+
+
+@dg.asset(
+    key=CHURN_MODEL,
+    deps=[CHURN_SNAPSHOTS],
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"python", "sklearn"},
+    description=(
+        "Trains the churn model on the labelled snapshots of marts.churn_snapshots (ml.churn): "
+        "train on earlier snapshots, validate on the latest labelled one; a logistic "
+        "regression and a gradient-boosted model, the better validation ROC-AUC wins. The "
+        "winner is registered as a new version in the model store and replaces the current "
+        "model only if it is not worse beyond the tolerance (the decision and its reason are "
+        "recorded). With too little history it trains nothing and says why."
+    ),
+)
+def churn_model(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    models: ModelStoreResource,
+) -> dg.MaterializeResult:
+    snapshots = _read(warehouse, "SELECT * FROM marts.churn_snapshots")
+    config = models.churn_config()
+    try:
+        result = train_churn_model(snapshots, config, DriftConfig())
+    except InsufficientHistoryError as exc:
+        context.log.warning("no churn model trained: %s", exc)
+        return dg.MaterializeResult(
+            metadata={"trained": False, "reason": str(exc), "current_model": _current(models)}
+        )
+    registry = models.registry()
+    model = registry.register(result.model)
+    decision = registry.promote(model, tolerance=config.promotion_tolerance)
+    metrics = result.model.metrics
+    return dg.MaterializeResult(
+        metadata={
+            "trained": True,
+            "model_version": model.version,
+            "model_type": result.model.model_type,
+            "promoted": decision.promoted,
+            "promotion_reason": decision.reason,
+            "current_model": registry.current_version(),
+            "validation_roc_auc": metrics["roc_auc"],
+            "validation_pr_auc": metrics["pr_auc"],
+            "validation_brier": metrics["brier"],
+            "validation_lift_top_decile": metrics["lift_top_decile"],
+            "candidates": _markdown_table(result.candidates),
+            "calibration": _markdown_table(result.calibration),
+            "training_window": dg.MetadataValue.json(_json_safe(result.model.training_window)),
+            "features": list(result.model.features.columns),
+        }
+    )
+
+
+def _current(models: ModelStoreResource) -> str:
+    return models.registry().current_version() or "none"
+
+
+def _json_safe(value: object) -> object:
+    return json.loads(json.dumps(value, default=str))
+
+
+@dg.asset(
+    key=CHURN_SCORES,
+    deps=[CHURN_SNAPSHOTS, CHURN_MODEL],
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"python", "sklearn", "duckdb"},
+    description=(
+        "Churn probability, risk band and at-risk flag for every person of the latest snapshot "
+        "(as_of), made by the current model of the model store, which each row names. Writes "
+        "ml.churn_scores (the dbt source of the churn_at_risk segment); empty, with the reason "
+        "in the metadata, until a first model exists."
+    ),
+)
+def churn_scores(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    models: ModelStoreResource,
+) -> dg.MaterializeResult:
+    config = models.churn_config()
+    try:
+        model = models.registry().load_current()
+    except NoCurrentModelError as exc:
+        context.log.warning("no churn scores: %s", exc)
+        scores = pd.DataFrame()
+        reason = str(exc)
+    else:
+        snapshots = _read(warehouse, "SELECT * FROM marts.churn_snapshots")
+        scores = score_churn(model, latest_snapshot(snapshots, config), config)
+        reason = ""
+    with warehouse.connect() as con:  # the table and its columns are dbt's contract
+        con.execute("DELETE FROM ml.churn_scores")
+        if not scores.empty:
+            con.register("scores", scores)
+            con.execute("INSERT INTO ml.churn_scores BY NAME SELECT * FROM scores")
+    metadata: dict[str, object] = {"dagster/row_count": len(scores)}
+    if scores.empty:
+        metadata["reason"] = reason
+    else:
+        metadata |= {
+            "model_version": str(scores["model_version"].iloc[0]),
+            "at_risk": int(scores["is_at_risk"].sum()),
+            "at_risk_share": float(scores["is_at_risk"].mean()),
+            "risk_bands": _markdown_table(
+                scores["risk_band"].value_counts().rename_axis("risk_band").reset_index()
+            ),
+        }
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _drift_result(
+    psi_value: float | None,
+    what: str,
+    table: pd.DataFrame | None = None,
+    **extra: object,
+) -> dg.AssetCheckResult:
+    drift = DriftConfig()
+    if psi_value is None:
+        return dg.AssetCheckResult(
+            passed=True, metadata={"note": f"no previous {what} to compare with"}
+        )
+    status = classify_psi(psi_value, drift)
+    metadata: dict[str, object] = {
+        "psi": psi_value,
+        "status": status,
+        "recommendation": "retrain" if status == "retrain" else "none",
+        "thresholds": f"warn > {drift.warn}, retrain > {drift.retrain}",
+        **extra,
+    }
+    if table is not None:
+        metadata["details"] = _markdown_table(table)
+    return dg.AssetCheckResult(
+        passed=status == "ok", severity=dg.AssetCheckSeverity.WARN, metadata=metadata
+    )
+
+
+@dg.asset_check(
+    asset=CHURN_SCORES,
+    name="churn_feature_drift",
+    description=(
+        "Population Stability Index of every churn model feature in the scored snapshot "
+        "against the current model's training baseline; a warning above 0.1, a retraining "
+        "recommendation above 0.25."
+    ),
+)
+def churn_feature_drift(
+    warehouse: WarehouseResource, models: ModelStoreResource
+) -> dg.AssetCheckResult:
+    registry = models.registry()
+    version = registry.current_version()
+    if version is None:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "no current churn model"})
+    snapshots = _read(warehouse, "SELECT * FROM marts.churn_snapshots WHERE snapshot_number = 0")
+    report = feature_drift(registry.metadata(version)["drift_baseline"], snapshots, DriftConfig())
+    return _drift_result(report.max_psi, "baseline", report.features, model_version=version)
+
+
+@dg.asset_check(
+    asset=PERSON_CLUSTERS,
+    name="cluster_share_drift",
+    description=(
+        "PSI of the cluster shares against the previous clustering run (clusters matched by "
+        "id); a warning above 0.1, a retraining recommendation above 0.25."
+    ),
+)
+def cluster_share_drift(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(PERSON_CLUSTERS)
+    value = event.asset_materialization.metadata.get("share_psi_vs_previous_run") if event else None
+    return _drift_result(None if value is None else value.value, "clustering run")
+
+
+@dg.asset_check(
+    asset=SEGMENT_HISTORY,
+    name="segment_share_drift",
+    description=(
+        "PSI of the share of memberships per segment now against the previous run's as_of, "
+        "from the membership history; a warning above 0.1, a retraining recommendation above "
+        "0.25."
+    ),
+)
+def segment_share_drift(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    shares = _read(
+        warehouse,
+        """
+        WITH runs AS (
+            SELECT DISTINCT entered_at AS as_of FROM marts.segment_membership_history
+            UNION SELECT DISTINCT left_at FROM marts.segment_membership_history
+            WHERE left_at IS NOT NULL
+        ),
+        previous AS (
+            SELECT as_of FROM runs ORDER BY as_of DESC LIMIT 1 OFFSET 1
+        )
+        SELECT
+            segment_key,
+            count(*) FILTER (WHERE is_current) AS current_members,
+            count(*) FILTER (
+                WHERE entered_at <= previous.as_of
+                  AND (left_at IS NULL OR left_at > previous.as_of)
+            ) AS previous_members
+        FROM marts.segment_membership_history, previous
+        GROUP BY segment_key
+        ORDER BY segment_key
+        """,
+    )
+    if shares.empty or shares["previous_members"].sum() == 0:
+        return _drift_result(None, "run")
+    for column in ("current_members", "previous_members"):
+        shares[column.replace("members", "share")] = shares[column] / shares[column].sum()
+    value = share_psi(
+        dict(zip(shares.segment_key, shares.previous_share, strict=True)),
+        dict(zip(shares.segment_key, shares.current_share, strict=True)),
+    )
+    return _drift_result(value, "run", shares)
+
+
+ml_assets = [person_clusters, churn_model, churn_scores]
+ml_checks = [churn_feature_drift, cluster_share_drift, segment_share_drift]

@@ -1,0 +1,203 @@
+"""Churn: time-based split, model choice, metrics, insufficient history, scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.churn import (
+    InsufficientHistoryError,
+    build_training_set,
+    calibration_table,
+    evaluate,
+    latest_snapshot,
+    risk_bands,
+    score_churn,
+    train_churn_model,
+)
+from ml.config import ChurnConfig
+
+
+@pytest.fixture(scope="module")
+def trained(snapshots):
+    data = snapshots()
+    return data, train_churn_model(data)
+
+
+def test_split_is_by_time(snapshots):
+    data = snapshots(n_persons=200, n_labelled=3)
+
+    split = build_training_set(data)
+
+    assert split.validation_snapshot_date == pd.Timestamp("2026-08-01", tz="UTC")
+    assert split.train_snapshot_dates == (
+        pd.Timestamp("2026-06-01", tz="UTC"),
+        pd.Timestamp("2026-07-01", tz="UTC"),
+    )
+    assert split.train["snapshot_at"].max() < split.validation["snapshot_at"].min()
+    assert (split.validation["snapshot_at"] == split.validation_snapshot_date).all()
+    assert len(split.train) == 400 and len(split.validation) == 200
+    # the unlabelled scoring snapshot is in neither
+    assert pd.Timestamp("2026-09-01", tz="UTC") not in set(split.train["snapshot_at"])
+    assert set(split.train["churned"].unique()) <= {0, 1}
+
+
+def test_purging_overlapping_horizons_drops_recent_training_snapshots(snapshots):
+    data = snapshots(n_persons=200, n_labelled=5)  # labelled monthly 2026-06 .. 2026-10
+    config = ChurnConfig(purge_overlapping_horizons=True, horizon_days=62)
+
+    split = build_training_set(data, config)
+
+    # validation 2026-10-01; a training snapshot needs snapshot + 62 days <= 2026-10-01
+    assert split.train_snapshot_dates == (
+        pd.Timestamp("2026-06-01", tz="UTC"),
+        pd.Timestamp("2026-07-01", tz="UTC"),
+    )
+    assert split.purged_snapshot_dates == (
+        pd.Timestamp("2026-08-01", tz="UTC"),
+        pd.Timestamp("2026-09-01", tz="UTC"),
+    )
+
+
+def test_one_labelled_snapshot_is_insufficient_history(snapshots):
+    data = snapshots(n_persons=200, n_labelled=1)
+
+    with pytest.raises(InsufficientHistoryError, match="1 labelled snapshot date") as info:
+        train_churn_model(data)
+    assert isinstance(info.value, ValueError)
+
+
+def test_no_labels_at_all_or_one_class_only(snapshots):
+    data = snapshots(n_persons=200, n_labelled=3)
+    with pytest.raises(InsufficientHistoryError, match="no 'churned' column"):
+        build_training_set(data.drop(columns=["churned"]))
+
+    everyone_stays = data.assign(churned=data["churned"].map({True: False, False: False}))
+    with pytest.raises(InsufficientHistoryError, match="0 churned"):
+        build_training_set(everyone_stays)
+
+
+def test_too_few_rows(snapshots):
+    data = snapshots(n_persons=30, n_labelled=3)
+    with pytest.raises(InsufficientHistoryError, match="fewer than the 100 needed"):
+        build_training_set(data)
+
+
+def test_model_learns_the_planted_signal(trained):
+    _, result = trained
+
+    model = result.model
+    assert model.metrics["roc_auc"] > 0.7
+    assert model.metrics["lift_top_decile"] > 1.5
+    assert 0 < model.metrics["brier"] < 0.25
+    assert set(result.candidates["model_type"]) == {"logistic_regression", "hist_gradient_boosting"}
+    chosen = result.candidates.loc[result.candidates["chosen"]].iloc[0]
+    assert chosen["model_type"] == model.model_type
+    assert chosen["roc_auc"] == result.candidates["roc_auc"].max()
+    assert len(result.calibration) == 10
+    assert result.calibration["rows"].sum() == 600
+    # calibrated enough: the riskiest decile churns far more than the safest
+    assert (
+        result.calibration["observed_rate"].iloc[-1]
+        > 3 * result.calibration["observed_rate"].iloc[0]
+    )
+    assert model.training_window["validation_snapshot_date"] == "2026-08-01T00:00:00+00:00"
+    assert model.training_window["rows_used_for_final_fit"] == 1800  # refit on train + validation
+    assert set(model.drift_baseline) == set(model.features.columns)
+    assert "churned" not in model.features.columns
+    assert model.features.dropped["snapshot_number"] == "timestamp"  # an index of time
+
+
+def test_noise_labels_do_not_reach_the_bar(snapshots):
+    result = train_churn_model(
+        snapshots(n_persons=400, signal=0.0), ChurnConfig(models=("logistic_regression",))
+    )
+    assert result.model.metrics["roc_auc"] < 0.62
+
+
+def test_scores_carry_bands_threshold_version_and_as_of(trained):
+    data, result = trained
+    scoring = latest_snapshot(data)
+    assert scoring["churned"].isna().all()
+
+    config = ChurnConfig(
+        risk_threshold=0.4, risk_band_edges=(0.2, 0.6), risk_band_labels=("low", "medium", "high")
+    )
+    scores = score_churn(result.model, scoring, config)
+
+    assert list(scores.columns) == [
+        "person_id",
+        "churn_probability",
+        "risk_band",
+        "is_at_risk",
+        "model_version",
+        "as_of",
+    ]
+    assert len(scores) == 600 and scores["person_id"].is_unique
+    assert scores["churn_probability"].between(0, 1).all()
+    assert (scores["is_at_risk"] == (scores["churn_probability"] >= 0.4)).all()
+    expected = np.where(
+        scores["churn_probability"] >= 0.6,
+        "high",
+        np.where(scores["churn_probability"] >= 0.2, "medium", "low"),
+    )
+    assert (scores["risk_band"].to_numpy() == expected).all()
+    assert (scores["model_version"] == "unregistered").all()
+    assert (scores["as_of"] == pd.Timestamp("2026-09-01", tz="UTC")).all()
+
+
+def test_scoring_tolerates_missing_feature_columns(trained):
+    data, result = trained
+    scoring = latest_snapshot(data).drop(columns=["monetary", "loyalty_tier"])
+    scores = score_churn(result.model, scoring, as_of="2026-09-02T00:00:00Z")
+    assert scores["churn_probability"].notna().all()
+    assert (scores["as_of"] == pd.Timestamp("2026-09-02", tz="UTC")).all()
+
+
+def test_metrics_on_hand_made_predictions():
+    y = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+    p = np.array([0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.4, 0.4, 0.9, 0.8])
+    metrics = evaluate(y, p)
+    assert metrics["roc_auc"] == 1.0
+    assert metrics["pr_auc"] == 1.0
+    assert metrics["base_rate"] == 0.2
+    assert metrics["lift_top_decile"] == 5.0  # top 10 % = 1 person, churned: 1.0 / 0.2
+    # Brier: mean squared error = (2*.01 + 2*.04 + 2*.09 + 2*.16 + .01 + .04) / 10 = 0.065
+    assert metrics["brier"] == pytest.approx(0.065)
+    table = calibration_table(y, p)
+    assert list(table["rows"]) == [1] * 10
+    assert table["observed_rate"].iloc[-2:].tolist() == [1.0, 1.0]
+
+
+def test_risk_band_edges_are_inclusive_lower_bounds():
+    config = ChurnConfig()  # edges 0.25, 0.5
+    bands = risk_bands(np.array([0.0, 0.2499, 0.25, 0.4999, 0.5, 1.0]), config)
+    assert list(bands) == ["low", "low", "medium", "medium", "high", "high"]
+    with pytest.raises(ValueError, match="one more"):
+        ChurnConfig(risk_band_edges=(0.5,), risk_band_labels=("low", "medium", "high"))
+
+
+@pytest.mark.parametrize(
+    ("missing", "kept"),
+    [
+        # CRM only: no web events, so the session columns are all 0 and recency all null
+        ({"sessions_30d": 0, "recency_days": pd.NA}, {"orders", "monetary"}),
+        # events only: no CRM, so the order columns are all 0 and the tier unknown
+        ({"orders": 0, "monetary": 0.0, "loyalty_tier": None}, {"sessions_30d", "recency_days"}),
+    ],
+    ids=["crm_orders_only", "events_only"],
+)
+def test_trains_and_scores_with_whatever_features_exist(snapshots, missing, kept):
+    data = snapshots().assign(**missing)
+
+    result = train_churn_model(data)
+
+    used = set(result.model.features.columns)
+    assert kept <= used and not used & set(missing)
+    assert result.model.metrics["roc_auc"] > 0.55
+    scores = score_churn(result.model, latest_snapshot(data))
+    assert (
+        len(scores) == len(latest_snapshot(data))
+        and scores["churn_probability"].between(0, 1).all()
+    )
