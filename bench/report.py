@@ -1,0 +1,303 @@
+"""The Markdown report of bench/run.py (bench/RESULTS.md) from its JSON results."""
+
+from collections.abc import Callable
+from typing import Any
+
+TARGET_EVENTS = 10_000_000
+STAGES = (
+    "ingestion",
+    "dbt_build",
+    "clustering",
+    "churn_training",
+    "churn_scoring",
+    "checks",
+    "publish",
+)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator is not None and denominator else None
+
+
+def _get(data: dict[str, Any] | None, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+# (target, limit, measured value of one size's results, unit)
+TARGETS: list[tuple[str, float, Callable[[dict[str, Any]], float | None], str]] = [
+    (
+        "full run incl. model training",
+        300,
+        lambda size: _get(size, "history", "full_build", "seconds"),
+        "s",
+    ),
+    (
+        "peak memory of the full run (process tree)",
+        4096,
+        lambda size: _get(size, "history", "full_build", "peak_rss_mib"),
+        "MiB",
+    ),
+    (
+        "transform (dbt steps of the full run) / floor",
+        2,
+        lambda size: _ratio(
+            _get(size, "history", "full_build", "stages", "dbt_build"),
+            _get(size, "history", "floor", "seconds"),
+        ),
+        "x",
+    ),
+    (
+        "incremental run, 1% new events",
+        30,
+        lambda size: _get(size, "history", "incremental_update", "seconds"),
+        "s",
+    ),
+    (
+        "incremental run on 2x history / on 1x history (same new events)",
+        1.5,
+        lambda size: _ratio(
+            _get(size, "double_history", "incremental_update", "seconds"),
+            _get(size, "history", "incremental_update", "seconds"),
+        ),
+        "x",
+    ),
+]
+
+
+def _number(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    text = (
+        f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}" if unit == "x" else f"{value:.1f}"
+    )
+    return f"{text} {unit}".strip()
+
+
+def _events(n: int) -> str:
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    sizes = {size["events"]: size for size in results["sizes"]}
+    header = ["target (issue 7: at 10M events)", "limit", *(_events(n) for n in sizes)]
+    if TARGET_EVENTS not in sizes:
+        header.append("10M")
+    rows = []
+    for name, limit, measure, unit in TARGETS:
+        row = [name, f"< {_number(limit, unit)}"]
+        for n, size in sizes.items():
+            value = measure(size)
+            verdict = ""
+            if n == TARGET_EVENTS and value is not None:
+                verdict = " (met)" if value < limit else " (**missed**)"
+            row.append(_number(value, unit) + verdict)
+        if TARGET_EVENTS not in sizes:
+            row.append("not measured")
+        rows.append(row)
+    return _table(header, rows)
+
+
+def _runs(results: dict[str, Any]) -> list[str]:
+    header = ["history", "new events", "run", "total s", *STAGES, "other", "overhead", "peak MiB"]
+    rows = []
+    for size in results["sizes"]:
+        for name in ("history", "double_history"):
+            history = size.get(name)
+            if not history:
+                continue
+            if "error" in history:
+                rows.append([_events(history["events"]), "-", f"failed: {history['error']}"])
+                continue
+            for job in ("full_build", "incremental_update"):
+                run = history[job]
+                rows.append(
+                    [
+                        _events(history["events"]),
+                        f"{history['new_events']:,}" if job == "incremental_update" else "-",
+                        job + ("" if run["success"] else " (**failed**)"),
+                        _number(run["seconds"]),
+                        *(_number(run["stages"][stage]) for stage in STAGES),
+                        _number(run["stages"]["other"]),
+                        _number(run["orchestration_overhead_seconds"]),
+                        f"{run['peak_rss_mib']:,}",
+                    ]
+                )
+    return _table(header, rows)
+
+
+def _floor(results: dict[str, Any]) -> list[str]:
+    header = [
+        "events",
+        "floor s",
+        "dbt steps of the full run s",
+        "ratio",
+        "same models in dbt s (sum of model times)",
+        "ratio",
+        "person_features rows floor / dbt",
+    ]
+    rows = []
+    for size in results["sizes"]:
+        floor = _get(size, "history", "floor")
+        if not floor or "error" in floor:
+            continue
+        full = size["history"]["full_build"]
+        same = sum(full["dbt"]["models"].get(model, 0.0) for model in floor["models"])
+        rows.append(
+            [
+                _events(size["events"]),
+                _number(floor["seconds"]),
+                _number(full["stages"]["dbt_build"]),
+                _number(_ratio(full["stages"]["dbt_build"], floor["seconds"]), "x"),
+                _number(same),
+                _number(_ratio(same, floor["seconds"]), "x"),
+                "{floor} / {dbt}".format(**floor["person_features_rows"]),
+            ]
+        )
+    return _table(header, rows)
+
+
+def _incremental_models(results: dict[str, Any], top: int = 15) -> list[str]:
+    lines = []
+    for size in results["sizes"]:
+        one = _get(size, "history", "incremental_update", "dbt")
+        if not one:
+            continue
+        two = _get(size, "double_history", "incremental_update", "dbt")
+        n = size["events"]
+        header = ["dbt model", f"{_events(n)} history s"]
+        if two:
+            header += [f"{_events(2 * n)} history s", "growth"]
+        rows = []
+        for model, seconds in list(one["models"].items())[:top]:
+            row = [model, _number(seconds)]
+            if two:
+                doubled = two["models"].get(model)
+                row += [_number(doubled), _number(_ratio(doubled, seconds), "x")]
+            rows.append(row)
+        profiles = [one] + ([two] if two else [])
+        for kind in ("data_tests", "unit_tests"):
+            label = f"(all {one[kind]} dbt {kind.replace('_', ' ')})"
+            rows.append(
+                [label, *(_number(p[f"{kind}_seconds"]) for p in profiles)]
+                + (
+                    [_number(_ratio(two[f"{kind}_seconds"], one[f"{kind}_seconds"]), "x")]
+                    if two
+                    else []
+                )
+            )
+        lines += ["", f"Incremental run on {_events(n)} events:", "", *_table(header, rows)]
+    return lines
+
+
+def _dbt_steps(results: dict[str, Any]) -> list[str]:
+    header = [
+        "history",
+        "run",
+        "dbt step",
+        "Dagster step s",
+        "dbt process s",
+        "dbt run phase s",
+        "in Dagster around dbt s",
+        "dbt startup + parse s",
+    ]
+    rows = []
+    for size in results["sizes"]:
+        for name in ("history", "double_history"):
+            for job in ("full_build", "incremental_update"):
+                run = _get(size, name, job)
+                if not run:
+                    continue
+                for i in run["dbt"]["invocations"]:
+                    command = i["command_seconds"]
+                    rows.append(
+                        [
+                            _events(size[name]["events"]),
+                            job,
+                            i["step"],
+                            _number(i["step_seconds"]),
+                            _number(command),
+                            _number(i["run_seconds"]),
+                            _number(i["step_seconds"] - command if command else None),
+                            _number(command - i["run_seconds"] if command else None),
+                        ]
+                    )
+    return _table(header, rows)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    machine, versions = results["machine"], results["versions"]
+    lines = [
+        "# Benchmark results (issue 7)",
+        "",
+        "Generated by `bench/run.py`; do not edit by hand. Raw numbers: `bench/out/results-*.json`;"
+        " the floor script: `bench/out/floor.sql`.",
+        "",
+        f"- command: `{results['command']}` ({results['started_at']} to "
+        f"{results.get('finished_at', '?')})",
+        f"- machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB "
+        f"memory, {machine['os']}; load average at start {machine['loadavg_at_start'][0]:.2f}, "
+        f"at end {machine.get('loadavg_at_end', [float('nan')])[0]:.2f}",
+        "- versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
+        "- sizes: "
+        + ", ".join(_events(size["events"]) for size in results["sizes"])
+        + (" (each also at 2x history)" if results["double_history"] else "")
+        + "; the targets are set at 10M events"
+        + (
+            ""
+            if any(size["events"] == TARGET_EVENTS for size in results["sizes"])
+            else ", which this run did not measure"
+        ),
+        "",
+        "## Targets",
+        "",
+        *_targets(results),
+        "",
+        "## Runs: wall time per stage (seconds) and peak memory",
+        "",
+        "Stages sum Dagster's step durations (`dbt_build`: every dbt step, tests included; "
+        "`checks`: expectation and drift checks); overhead is the rest of the run's wall time. "
+        "Peak memory: resident memory of the benchmark process and its dbt subprocesses, summed, "
+        "sampled every 0.2 s. The incremental run adds the newest landing file, held back from "
+        "the full run (1% of the events of the 1x history; the same absolute number on 2x).",
+        "",
+        *_runs(results),
+        "",
+        "## Floor: the same SQL without orchestration",
+        "",
+        "dbt's compiled SQL of the models up to `person_features` (full refresh), run as one "
+        "DuckDB script of `create table ... as` statements on a copy of the raw tables "
+        "(`bench/out/floor.sql`). The first ratio is the issue's (every dbt step of the full "
+        "run, all models and tests, against the floor); the second counts only the same models.",
+        "",
+        *_floor(results),
+        "",
+        "## Incremental run: where the dbt time goes",
+        "",
+        "Execution time per dbt model (run_results.json of the run's dbt invocations), slowest "
+        "first; dbt runs two models at a time, so the times overlap.",
+        *_incremental_models(results),
+        "",
+        "## dbt steps: the dbt process and what surrounds it",
+        "",
+        "Per dbt step of each run: Dagster's step time; the dbt process (`CommandCompleted` in "
+        "its dbt.log); dbt's run phase (run_results.json `elapsed_time`, after parsing). Around "
+        "dbt: dagster-dbt preparing the invocation (it loads the dbt project and adapter in "
+        "process, computes the selection) and the asset's row counts and schemas afterwards.",
+        "",
+        *_dbt_steps(results),
+    ]
+    if results.get("failures"):
+        lines += ["", "## Failures", "", *(f"- {failure}" for failure in results["failures"])]
+    return "\n".join(lines) + "\n"

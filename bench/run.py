@@ -1,0 +1,429 @@
+"""Benchmark of issue 7: full nightly run, 1% incremental sensor run, twice the history, a floor.
+
+    .venv/bin/python bench/run.py [--events 100000 1000000 10000000] [--no-double-history]
+    .venv/bin/python bench/run.py --smoke    # CI: 100,000 events, no double history
+
+For each size N (default 100k, 1M, 10M events): generates the sample in 100 landing files and
+holds the newest back (1% of the events); runs the `full_build` job in process on a temporary
+Dagster instance; runs the floor (bench/floor_script.py: dbt's compiled SQL up to
+person_features as one plain DuckDB script) on a copy of the same raw tables; then lands the
+held-back file and runs `incremental_update` with the run config of the landing-files sensor's
+tick. With double history (the default), the same again on 2N events in 200 files: the held-back
+file holds the same absolute number of new events (N / 100) on twice the history.
+
+Every history runs in a fresh process; a thread samples the resident memory of that process
+and its children (the dbt subprocesses) every 0.2 s. Wall time per stage comes from Dagster's
+step stats, per dbt model from the run's dbt run_results.json.
+
+Writes results-<timestamp>.json and .md and floor.sql to bench/out (--out) and (unless --smoke)
+bench/RESULTS.md (only when every run succeeded), then prints the Markdown report. Exits 1
+if any run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dagster as dg
+import pyarrow.parquet as pq
+from floor_script import FloorScript, compile_floor, run_floor
+from report import STAGES, markdown
+
+from orchestration.assets.ml import CHURN_MODEL, CHURN_SCORES, PERSON_CLUSTERS
+from orchestration.definitions import build_definitions
+from orchestration.resources import LandingZoneResource
+from orchestration.settings import DBT_PROJECT_DIR, Settings, parse_as_of
+from orchestration.warehouse import DEFAULT_MEMORY_LIMIT
+from sample_data import DEFAULT_AS_OF, generate
+
+log = logging.getLogger("bench.run")
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+FILES = 100  # landing files per N events: the newest one holds 1% of them
+SAMPLE_SECONDS = 0.2
+MIB = 1 << 20
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+VERSIONED = ("dagster", "dagster-dbt", "dbt-core", "dbt-duckdb", "duckdb", "scikit-learn", "pandas")
+T = TypeVar("T")
+
+
+class PeakMemory:
+    """Peak resident memory (sum of RSS) of this process and all its descendants."""
+
+    def __init__(self) -> None:
+        self.peak_bytes = self.start_bytes = tree_rss_bytes(os.getpid())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(SAMPLE_SECONDS):
+            self.peak_bytes = max(self.peak_bytes, tree_rss_bytes(os.getpid()))
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, tree_rss_bytes(os.getpid()))
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Sum of resident memory of ``root`` and its descendants, read from /proc (Linux)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            children[int(stat.rsplit(")", 1)[1].split()[1])].append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, ()))
+        with contextlib.suppress(OSError):  # exited meanwhile
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_BYTES
+    return total
+
+
+@dataclass(frozen=True)
+class Sample:
+    landing_dir: Path
+    crm_url: str
+    landed_lines: int
+    persons: int
+
+
+def generate_sample(out_dir: Path, events: int, files: int) -> Sample:
+    summary = generate(out_dir, n_events=events, files=files)
+    return Sample(summary.landing_dir, summary.crm_url, summary.total_lines, summary.persons)
+
+
+def stage_by_op(defs: dg.Definitions) -> dict[str, str]:
+    """The benchmark stage of every op: by asset group, ml assets by key, checks apart."""
+    by_group = {"ingestion": "ingestion", "transform": "dbt_build", "serving": "publish"}
+    by_key = {
+        PERSON_CLUSTERS: "clustering",
+        CHURN_MODEL: "churn_training",
+        CHURN_SCORES: "churn_scoring",
+    }
+    stages = {}
+    for assets in defs.resolve_asset_graph().assets_defs:
+        if not assets.is_executable:
+            continue
+        if not assets.keys:
+            stages[assets.node_def.name] = "checks"
+            continue
+        key = next(iter(assets.keys))
+        group = next(iter(assets.group_names_by_key.values()))
+        stages[assets.node_def.name] = by_key.get(key) or by_group.get(group, "other")
+    return stages
+
+
+def _dbt_command_seconds(log_file: Path) -> float | None:
+    """The whole dbt process (startup, parse, run), from its last ``CommandCompleted`` line."""
+    if not log_file.exists():
+        return None
+    for line in reversed(log_file.read_text().splitlines()):
+        if '"CommandCompleted"' in line:
+            return round(json.loads(line)["data"]["elapsed"], 2)
+    return None
+
+
+def dbt_profile(run_id: str, steps: dict[str, float]) -> dict[str, Any]:
+    """Per-invocation and per-node dbt timings of a run (dagster-dbt writes one target folder
+    per dbt invocation, named <op>-<run id[:7]>-<uuid[:7]>). Per invocation: the Dagster step,
+    the dbt process in it (``command_seconds``) and dbt's run phase after parsing."""
+    invocations, nodes = [], {}
+    for path in sorted((DBT_PROJECT_DIR / "target").glob(f"*-{run_id[:7]}-*/run_results.json")):
+        results = json.loads(path.read_text())
+        step = path.parent.name.rsplit("-", 2)[0]
+        invocations.append(
+            {
+                "step": step,
+                "step_seconds": round(steps.get(step, 0.0), 2),
+                "command_seconds": _dbt_command_seconds(path.parent / "dbt.log"),
+                "run_seconds": round(results["elapsed_time"], 2),
+            }
+        )
+        nodes.update({r["unique_id"]: r["execution_time"] for r in results["results"]})
+    models = {uid.split(".")[2]: t for uid, t in nodes.items() if uid.startswith("model.")}
+    data_tests = [t for uid, t in nodes.items() if uid.startswith("test.")]
+    unit_tests = [t for uid, t in nodes.items() if uid.startswith("unit_test.")]
+    return {
+        "invocations": invocations,
+        "models": {m: round(t, 3) for m, t in sorted(models.items(), key=lambda m: -m[1])},
+        "data_tests": len(data_tests),
+        "data_tests_seconds": round(sum(data_tests), 2),
+        "unit_tests": len(unit_tests),
+        "unit_tests_seconds": round(sum(unit_tests), 2),
+    }
+
+
+def run_job(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    job_name: str,
+    run_config: dict[str, Any],
+    stages: dict[str, str],
+) -> dict[str, Any]:
+    job = defs.resolve_job_def(job_name)
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        result = job.execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=False
+        )
+        seconds = time.perf_counter() - started
+    steps: dict[str, float] = {}
+    failed = []
+    for stat in instance.get_run_step_stats(result.run_id):
+        if stat.end_time and stat.start_time:
+            steps[stat.step_key] = stat.end_time - stat.start_time
+        if stat.status is not None and stat.status.value != "SUCCESS":
+            failed.append(f"{stat.step_key}: {stat.status.value}")
+    by_stage: dict[str, float] = dict.fromkeys((*STAGES, "other"), 0.0)
+    for step, step_seconds in steps.items():
+        op = step if step in stages else re.sub(r"_\d+$", "", step)  # dbt_models_2 -> dbt_models
+        by_stage[stages.get(op, "other")] += step_seconds
+    outcome = {
+        "job": job_name,
+        "run_id": result.run_id,
+        "success": result.success,
+        "steps_not_succeeded": failed,
+        "seconds": round(seconds, 2),
+        "stages": {stage: round(s, 2) for stage, s in by_stage.items()},
+        "orchestration_overhead_seconds": round(seconds - sum(steps.values()), 2),
+        "peak_rss_mib": round(memory.peak_bytes / MIB),
+        "start_rss_mib": round(memory.start_bytes / MIB),
+        "steps": {step: round(s, 2) for step, s in steps.items()},
+        "dbt": dbt_profile(result.run_id, steps),
+    }
+    log.info(
+        "%s: %s in %.1f s, peak %d MiB", job_name, result.success, seconds, outcome["peak_rss_mib"]
+    )
+    return outcome
+
+
+def landed_lines(path: Path) -> int:
+    if path.suffix == ".parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    with path.open("rb") as lines:
+        return sum(1 for line in lines if line.strip())
+
+
+def measure_history(
+    events: int, files: int, workdir: Path, sample: Sample, floor: FloorScript | None
+) -> dict[str, Any]:
+    """Full build on all but the newest file, the floor, then the sensor's incremental run."""
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # dbt's output: stdout is the report's
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    log.setLevel(logging.INFO)
+    newest = sorted(sample.landing_dir.iterdir())[-1]
+    held_back = workdir / newest.name
+    shutil.move(newest, held_back)
+    settings = Settings(
+        data_dir=workdir,
+        landing_dir=sample.landing_dir,
+        crm_url=sample.crm_url,
+        crm_customers_table="customers",
+        crm_orders_table="orders",
+        crm_consents_table="consents",
+        warehouse_path=workdir / "warehouse.duckdb",
+        as_of=DEFAULT_AS_OF.isoformat(),
+    )
+    defs = build_definitions(settings)
+    stages = stage_by_op(defs)
+    sensor = defs.resolve_sensor_def("landing_files_sensor")
+    result: dict[str, Any] = {
+        "events": events,
+        "files": files,
+        "persons": sample.persons,
+        "new_events": landed_lines(held_back),
+    }
+    with dg.instance_for_test() as instance:
+        result["full_build"] = run_job(instance, defs, "full_build", {}, stages)
+        if floor is not None:
+            try:
+                result["floor"] = run_floor(
+                    floor, settings.warehouse_path, workdir / "floor.duckdb"
+                )
+            except Exception as exc:  # report it with the runs' numbers
+                log.exception("the floor failed")
+                result["floor"] = {"error": repr(exc)}
+
+        def tick(cursor: str | None) -> dg.SensorExecutionData:
+            context = dg.build_sensor_context(
+                cursor=cursor,
+                instance=instance,
+                resources={"landing": LandingZoneResource(path=str(sample.landing_dir))},
+            )
+            return sensor.evaluate_tick(context)
+
+        first = tick(None)
+        shutil.move(held_back, newest)
+        (request,) = tick(first.cursor).run_requests
+        result["incremental_update"] = run_job(
+            instance, defs, sensor.job_name, request.run_config, stages
+        )
+    return result
+
+
+def in_fresh_process(func: Callable[..., T], *args: Any) -> T:
+    """Run ``func`` in a new process, so that no run's memory is left over for the next."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(func, *args).result()
+
+
+def measure_size(
+    events: int, double_history: bool, workdir: Path, floor: FloorScript, keep: bool
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"events": events}
+    histories = [("history", events, FILES, floor)]
+    if double_history:
+        histories.append(("double_history", 2 * events, 2 * FILES, None))
+    for name, n_events, files, floor_script in histories:
+        folder = workdir / f"{n_events}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        try:
+            log.info("generating %d events in %d files", n_events, files)
+            sample = in_fresh_process(generate_sample, folder / "sample", n_events, files)
+            entry[name] = in_fresh_process(
+                measure_history, n_events, files, folder, sample, floor_script
+            )
+        except Exception as exc:  # a crashed or killed process: record it, go on
+            log.exception("%s of %d events failed", name, n_events)
+            entry[name] = {"events": n_events, "error": repr(exc)}
+        finally:
+            if not keep:
+                shutil.rmtree(folder, ignore_errors=True)
+    return entry
+
+
+def machine() -> dict[str, Any]:
+    meminfo = Path("/proc/meminfo").read_text()
+    cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu.group(1) if cpu else platform.processor(),
+        "memory_gib": round(int(re.search(r"MemTotal:\s*(\d+)", meminfo).group(1)) / MIB, 1),
+        "os": platform.platform(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version()} | {p: metadata.version(p) for p in VERSIONED}
+
+
+def failures(results: dict[str, Any]) -> list[str]:
+    problems = []
+    for size in results["sizes"]:
+        for name in ("history", "double_history"):
+            history = size.get(name)
+            if history is None:
+                continue
+            if "error" in history:
+                problems.append(f"{history['events']} events: {history['error']}")
+            if "error" in history.get("floor", {}):
+                problems.append(f"{history['events']} events, floor: {history['floor']['error']}")
+            for job in ("full_build", "incremental_update"):
+                if job in history and not history[job]["success"]:
+                    problems.append(
+                        f"{history['events']} events, {job}: {history[job]['steps_not_succeeded']}"
+                    )
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument(
+        "--double-history",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the incremental on 2x the history with the same new events (default on)",
+    )
+    parser.add_argument("--smoke", action="store_true", help="CI: 100k events, no 2x history")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep samples and warehouses here (default: a temporary folder, removed)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=OUT_DIR,
+        help="folder for results-*.json/.md and floor.sql (default: bench/out)",
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        args.events, args.double_history = [100_000], False
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    log.setLevel(logging.INFO)
+
+    started = datetime.now(UTC)
+    results: dict[str, Any] = {
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "double_history": args.double_history,
+        "sizes": [],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    as_of = parse_as_of(DEFAULT_AS_OF.isoformat()).isoformat()  # as the dbt asset passes it
+    floor = compile_floor(as_of, DEFAULT_MEMORY_LIMIT)
+    (args.out / "floor.sql").write_text(floor.text(as_of))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="segwh-bench-"))
+    try:
+        for events in args.events:
+            results["sizes"].append(
+                measure_size(events, args.double_history, workdir, floor, keep=bool(args.workdir))
+            )
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["machine"]["loadavg_at_end"] = os.getloadavg()
+    results["failures"] = failures(results)
+
+    stem = args.out / f"results-{started:%Y%m%dT%H%M%SZ}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    report = markdown(results)
+    stem.with_suffix(".md").write_text(report)
+    if results["failures"]:  # keep the last good bench/RESULTS.md
+        log.error("%d failure(s), see %s", len(results["failures"]), stem.with_suffix(".md"))
+    elif not args.smoke:
+        (BENCH_DIR / "RESULTS.md").write_text(report)
+    print(report)
+    return 1 if results["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
