@@ -48,6 +48,7 @@ class Built:
     sample: object
     warehouse: object
     root: object
+    unit_tests: dict[str, str]  # dbt unit test name -> status, from the full build
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,12 @@ def built(tmp_path_factory) -> Iterator[Built]:
     sample = generate(root / "sample", n_events=SAMPLE_EVENTS, seed=5)
     warehouse = root / "warehouse.duckdb"
     load_sample(sample, warehouse)
-    Dbt(warehouse, root).invoke("build")
+    build = Dbt(warehouse, root).invoke("build")
+    unit_tests = {
+        r.node.name: str(r.status)
+        for r in build.result.results
+        if r.node.resource_type == "unit_test"
+    }
     with warehouse_connection(warehouse) as con:
         con.execute(
             f"""
@@ -76,13 +82,20 @@ def built(tmp_path_factory) -> Iterator[Built]:
             JOIN main.truth AS t USING (person_key);
             """
         )
-    yield Built(sample, warehouse, root)
+    yield Built(sample, warehouse, root, unit_tests)
     release_dbt_duckdb()
 
 
 def _scalar(built: Built, sql: str, parameters=()):
     with warehouse_connection(built.warehouse) as con:
         return con.execute(sql, list(parameters)).fetchone()[0]
+
+
+def test_the_dbt_unit_tests_run_here_and_pass(built):
+    """Dagster's builds exclude dbt unit tests (they test SQL logic on fixed inputs, not data);
+    this full build is where they run."""
+    assert len(built.unit_tests) >= 11, built.unit_tests
+    assert set(built.unit_tests.values()) == {"pass"}, built.unit_tests
 
 
 def _precision_recall(built: Built, archetype: str, segment: str) -> tuple[float, float, int]:

@@ -43,7 +43,18 @@ def dbt_models(
     export_for_dbt(warehouse.path, warehouse.memory_limit)
     as_of_value = as_of.resolve(context).isoformat()
     context.log.info("dbt build at as_of=%s", as_of_value)
-    invocation = dbt.cli(["build", "--vars", json.dumps({"as_of": as_of_value})], context=context)
+    # dbt unit tests check the SQL logic on fixed inputs: the test suite runs them (CI), a
+    # production build only tests the data.
+    invocation = dbt.cli(
+        [
+            "build",
+            "--vars",
+            json.dumps({"as_of": as_of_value}),
+            "--exclude-resource-type",
+            "unit_test",
+        ],
+        context=context,
+    )
     # dbt holds the DuckDB file until it exits, so the row counts and column schemas that the UI
     # shows are read afterwards (dagster-dbt's fetch_row_counts would query it concurrently).
     events, failure = [], None
