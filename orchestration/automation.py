@@ -13,6 +13,7 @@ import dagster as dg
 
 from orchestration.assets.ingestion import RAW_EVENTS
 from orchestration.assets.ml import CHURN_MODEL, PERSON_CLUSTERS
+from orchestration.assets.transform import STAGED_EVENTS
 from orchestration.checks import check_op_name
 from orchestration.ingestion.events import discover_files
 from orchestration.resources import LandingZoneResource
@@ -20,6 +21,7 @@ from orchestration.settings import Settings
 
 RAW_EVENTS_OP = "raw__events"
 RAW_EVENTS_CHECK_OP = check_op_name(RAW_EVENTS, "raw_events")
+STAGED_EVENTS_CHECK_OP = check_op_name(STAGED_EVENTS, "stg_events")
 
 full_build_job = dg.define_asset_job(
     name="full_build",
@@ -96,7 +98,9 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
             run_config={
                 "ops": {
                     RAW_EVENTS_OP: {"config": {"files": paths}},
+                    # event checks validate this run's rows: their cost follows the new data
                     RAW_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}},
+                    STAGED_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}},
                 }
             },
             tags={"segwh/new_files": str(len(paths))},

@@ -6,7 +6,7 @@ from dagster_dbt import DbtCliResource
 from orchestration.assets.ingestion import RAW_EVENTS, raw_crm_tables, raw_events
 from orchestration.assets.ml import ml_assets, ml_checks
 from orchestration.assets.serving import build_published_segments
-from orchestration.assets.transform import dbt_models
+from orchestration.assets.transform import STAGED_EVENTS, dbt_models
 from orchestration.automation import (
     build_landing_sensor,
     build_nightly_schedule,
@@ -51,7 +51,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 for entity in ("customers", "orders", "consents")
             ),
             expectation_check(
-                dg.AssetKey(["staging", "stg_clickstream__events"]),
+                STAGED_EVENTS,
                 "staging.stg_clickstream__events",
                 "stg_events",
                 load_id_column="load_id",

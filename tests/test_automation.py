@@ -184,15 +184,16 @@ def test_the_incremental_run_loads_only_the_requested_files(tmp_path, small_samp
     assert staged > 0
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert dg.AssetKey(["raw", "crm_customers"]) not in materialized  # no CRM reload
-    (check,) = [
-        e.event_specific_data
+    checks = {
+        e.event_specific_data.check_name: e.event_specific_data
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.event_specific_data.check_name == "expectations_raw_events"
-    ]
-    assert check.passed
-    assert check.metadata["rows_validated"].value == "this run's load"  # cost ~ new data
-    assert check.metadata["expectations"].value > 0
+    }
+    for name in ("expectations_raw_events", "expectations_stg_events"):
+        assert checks[name].passed, name
+        # cost ~ new data: the event checks validate only the rows this run loaded
+        assert checks[name].metadata["rows_validated"].value == "this run's load", name
+        assert checks[name].metadata["expectations"].value > 0, name
 
 
 @pytest.mark.postgres

@@ -13,6 +13,8 @@ from orchestration.metadata import table_metadata
 from orchestration.resources import AsOfResource, WarehouseResource
 from orchestration.settings import export_for_dbt
 
+STAGED_EVENTS = dg.AssetKey(["staging", "stg_clickstream__events"])
+
 
 class SegwhDbtTranslator(DagsterDbtTranslator):
     """Every dbt model in the ``transform`` group, owned by the data platform team."""
