@@ -111,10 +111,13 @@ def load_settings() -> Settings:
     return settings
 
 
-def export_for_dbt(warehouse_path: str, memory_limit: str) -> None:
-    """dbt's profiles.yml reads these; a dbt subprocess inherits this process's environment."""
+def export_for_dbt(warehouse_path: str, memory_limit: str, as_of: str | None = None) -> None:
+    """dbt's profiles.yml reads the warehouse path and memory limit, its as_of macro the as_of;
+    a dbt subprocess inherits this process's environment."""
     os.environ["SEGWH_WAREHOUSE_PATH"] = warehouse_path
     os.environ["SEGWH_DUCKDB_MEMORY_LIMIT"] = memory_limit
+    if as_of is not None:
+        os.environ["SEGWH_DBT_AS_OF"] = as_of
 
 
 def parse_as_of(value: str) -> datetime:

@@ -20,6 +20,7 @@ from orchestration.ingestion.crm import CRM_ENTITIES, load_crm_table
 from orchestration.ingestion.events import discover_files, load_event_files
 from orchestration.settings import DBT_PROJECT_DIR
 from orchestration.warehouse import connect
+from sample_data import DEFAULT_AS_OF
 
 
 def load_sample(sample, warehouse: Path) -> None:
@@ -57,10 +58,12 @@ class Dbt:
         """Run one dbt command; by default fail the test with dbt's messages if it fails."""
         previous = {
             name: os.environ.get(name)
-            for name in ("SEGWH_WAREHOUSE_PATH", "SEGWH_DUCKDB_MEMORY_LIMIT")
+            for name in ("SEGWH_WAREHOUSE_PATH", "SEGWH_DUCKDB_MEMORY_LIMIT", "SEGWH_DBT_AS_OF")
         }
         os.environ["SEGWH_WAREHOUSE_PATH"] = str(self.warehouse)
         os.environ["SEGWH_DUCKDB_MEMORY_LIMIT"] = "1GB"
+        # the sample's as_of, unless a test passes --vars '{as_of: ...}', which wins
+        os.environ["SEGWH_DBT_AS_OF"] = DEFAULT_AS_OF.isoformat()
         try:
             result = self._runner.invoke(
                 [

@@ -1,6 +1,5 @@
 """dbt models as assets (group ``transform``): staging -> intermediate -> marts."""
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,23 +39,15 @@ def dbt_models(
     as_of: AsOfResource,
 ):
     """Build (run + test) the selected dbt models at the run's as_of."""
-    # profiles.yml reads the warehouse path and memory limit from the environment: the
-    # warehouse resource stays their one source.
-    export_for_dbt(warehouse.path, warehouse.memory_limit)
+    # The warehouse resource and the run's as_of are the one source of what dbt reads from the
+    # environment: profiles.yml the path and memory limit, the as_of macro the as_of (not --vars,
+    # whose change on every run would make dbt re-parse the whole project).
     as_of_value = as_of.resolve(context).isoformat()
+    export_for_dbt(warehouse.path, warehouse.memory_limit, as_of_value)
     context.log.info("dbt build at as_of=%s", as_of_value)
     # dbt unit tests check the SQL logic on fixed inputs: the test suite runs them (CI), a
     # production build only tests the data.
-    invocation = dbt.cli(
-        [
-            "build",
-            "--vars",
-            json.dumps({"as_of": as_of_value}),
-            "--exclude-resource-type",
-            "unit_test",
-        ],
-        context=context,
-    )
+    invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
     # dbt holds the DuckDB file until it exits, so the row counts and column schemas that the UI
     # shows are read afterwards (dagster-dbt's fetch_row_counts would query it concurrently).
     events, failure = [], None
