@@ -151,20 +151,26 @@ def world(tmp_path_factory):
 def _deliver(warehouse: Path, source: Path, batch: int) -> None:
     with warehouse_connection(warehouse) as con:
         con.execute(f"ATTACH IF NOT EXISTS '{source}' AS src (READ_ONLY)")
+        # each delivery is one load, as ingestion records it: its own load id and time
+        load = f"* REPLACE ('batch-{batch}' AS _load_id, now() AS _loaded_at)"
         con.execute(
-            "INSERT INTO raw.events SELECT e.* FROM src.raw.events e "
+            f"INSERT INTO raw.events SELECT e.{load} FROM src.raw.events e "
             "JOIN src.plan p USING (event_id) WHERE p.batch = ?",
             [batch],
         )
         con.execute(
-            "INSERT INTO raw.events SELECT * EXCLUDE (batch) FROM src.extra WHERE batch = ?",
+            f"INSERT INTO raw.events SELECT {load} FROM "
+            "(SELECT * EXCLUDE (batch) FROM src.extra WHERE batch = ?)",
             [batch],
         )
 
 
-def _keep(warehouse: Path, name: str) -> None:
+SESSIONS, STITCHED_EVENTS = "marts.sessions", "intermediate.int_events_stitched"
+
+
+def _keep(warehouse: Path, name: str, table: str = SESSIONS) -> None:
     with warehouse_connection(warehouse) as con:
-        con.execute(f"CREATE OR REPLACE TABLE main.{name} AS SELECT * FROM marts.sessions")
+        con.execute(f"CREATE OR REPLACE TABLE main.{name} AS SELECT * FROM {table}")
 
 
 def _differences(warehouse: Path, left: str, right: str) -> tuple[int, int, int]:
@@ -180,9 +186,24 @@ def _differences(warehouse: Path, left: str, right: str) -> tuple[int, int, int]
     return only_left, only_right, rows
 
 
-def _restore(warehouse: Path, name: str) -> None:
+def _restore(warehouse: Path, name: str, table: str = SESSIONS) -> None:
     with warehouse_connection(warehouse) as con:
-        con.execute(f"DELETE FROM marts.sessions; INSERT INTO marts.sessions FROM main.{name}")
+        con.execute(f"DELETE FROM {table}; INSERT INTO {table} FROM main.{name}")
+
+
+def _assert_incremental_equals_rebuild(
+    dbt: Dbt, warehouse: Path, model: str, table: str, *vars_args: str
+) -> int:
+    """Run ``model`` incrementally, keep it, rebuild it in full, compare every column, then put
+    the incremental result back (later runs continue from it). Returns the row count."""
+    dbt.invoke("run", "--select", model, *vars_args)
+    _keep(warehouse, "incremental", table)
+    dbt.invoke("run", "--select", model, "--full-refresh", *vars_args)
+    _keep(warehouse, "rebuilt", table)
+    only_incremental, only_rebuilt, rows = _differences(warehouse, "incremental", "rebuilt")
+    assert (only_incremental, only_rebuilt) == (0, 0), f"{model}: {rows} rows"
+    _restore(warehouse, "incremental", table)
+    return rows
 
 
 def _bridged_gaps_in_one_session(warehouse: Path, gaps) -> int:
@@ -221,7 +242,10 @@ def test_incremental_sessions_equal_a_full_rebuild_after_every_batch(world):
 
     for batch in range(1, BATCHES + 1):
         _deliver(warehouse, source, batch)
-        dbt.invoke("run", "--select", "+int_events_stitched")
+        dbt.invoke("run", "--select", "+int_identifiers_stitched")
+        assert _assert_incremental_equals_rebuild(
+            dbt, warehouse, "int_events_stitched", STITCHED_EVENTS
+        )
         if batch > 1:
             windows_sql = windows_sql or _windows_sql(dbt)
             with warehouse_connection(warehouse) as con:
@@ -232,15 +256,7 @@ def test_incremental_sessions_equal_a_full_rebuild_after_every_batch(world):
             reprocessed.append((persons_to_rebuild, from_cutoff, persons))
         if batch == BRIDGE_BATCH:
             assert _bridged_gaps_in_one_session(warehouse, world["gaps"]) == 0  # still split
-        dbt.invoke("run", "--select", "sessions")
-        _keep(warehouse, "incremental")
-        dbt.invoke("run", "--select", "sessions", "--full-refresh")
-        _keep(warehouse, "rebuilt")
-
-        only_incremental, only_rebuilt, rows = _differences(warehouse, "incremental", "rebuilt")
-        assert (only_incremental, only_rebuilt) == (0, 0), f"batch {batch}: {rows} sessions"
-        assert rows > 0
-        _restore(warehouse, "incremental")
+        assert _assert_incremental_equals_rebuild(dbt, warehouse, "sessions", SESSIONS)
 
     # late bridge events merged the sessions on both sides of each gap
     assert _bridged_gaps_in_one_session(warehouse, world["gaps"]) == BRIDGED_GAPS
@@ -262,21 +278,25 @@ def test_an_incremental_run_without_new_events_changes_nothing(world):
 
 
 def test_an_earlier_as_of_still_equals_a_full_rebuild(world):
-    """A backtest: as_of moves back, events after it stop counting, sessions follow."""
+    """A backtest: as_of moves back, events after it stop counting, sessions follow; then
+    forward again, and the events after the earlier as_of count again."""
     warehouse = world["warehouse"]
     dbt = Dbt(warehouse, world["root"])
-    earlier = (DEFAULT_AS_OF - timedelta(days=60)).isoformat()
-    as_of = json.dumps({"as_of": earlier})
+    earlier = DEFAULT_AS_OF - timedelta(days=60)
+    as_of = ("--vars", json.dumps({"as_of": earlier.isoformat()}))
 
-    dbt.invoke("run", "--select", "+sessions", "--vars", as_of)
-    _keep(warehouse, "backtest_incremental")
-    dbt.invoke("run", "--select", "sessions", "--full-refresh", "--vars", as_of)
-    _keep(warehouse, "backtest_rebuilt")
-
-    only_left, only_right, rows = _differences(
-        warehouse, "backtest_incremental", "backtest_rebuilt"
+    dbt.invoke("run", "--select", "+int_identifiers_stitched", *as_of)
+    events = _assert_incremental_equals_rebuild(
+        dbt, warehouse, "int_events_stitched", STITCHED_EVENTS, *as_of
     )
-    assert (only_left, only_right) == (0, 0)
+    sessions = _assert_incremental_equals_rebuild(dbt, warehouse, "sessions", SESSIONS, *as_of)
     with warehouse_connection(warehouse) as con:
-        latest = con.execute("SELECT max(ended_at) FROM main.backtest_rebuilt").fetchone()[0]
-    assert rows > 0 and latest <= (DEFAULT_AS_OF - timedelta(days=60)).replace(tzinfo=None)
+        latest = con.execute(f"SELECT max(ended_at) FROM {SESSIONS}").fetchone()[0]
+    assert sessions > 0 and latest <= earlier.replace(tzinfo=None)
+
+    dbt.invoke("run", "--select", "+int_identifiers_stitched")  # back to the sample's as_of
+    assert (
+        _assert_incremental_equals_rebuild(dbt, warehouse, "int_events_stitched", STITCHED_EVENTS)
+        > events
+    )
+    assert _assert_incremental_equals_rebuild(dbt, warehouse, "sessions", SESSIONS) > sessions

@@ -1,8 +1,27 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='event_id',
+        on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}delete from {{ this }} where occurred_at > {{ as_of_timestamp() }}{% endif %}",
+    )
+}}
+
 {#- Human events at or before as_of, each with the person it belongs to, without personal data.
 
     An event belongs to the person of its user id when it has one, else to the person of its
     anonymous id. This model is the one place of the event taxonomy: downstream models use the
     is_* roles, never event type names.
+
+    Incremental, so that a run costs in proportion to its new events: it (re)stitches only
+    - the events of loads not stitched yet (load_id),
+    - events later than the latest one stitched, now at or before as_of (as_of moved forward),
+    - the events of identifiers whose person changed (a login linked them to another person),
+    replacing any stored row of the same event_id. The pre-hook drops the events after as_of
+    when as_of moved back. The result equals a full rebuild (tests/test_dbt_sessions.py). A
+    change of the bot pattern or of the event taxonomy vars needs --full-refresh, as any change
+    of an incremental model's logic does.
 -#}
 
 with
@@ -19,6 +38,67 @@ identifiers as (
     select * from {{ ref('int_identifiers_stitched') }}
 
 ),
+
+{% if is_incremental() %}
+
+stored_loads as (
+
+    select distinct load_id from {{ this }}
+
+),
+
+latest_stored as (
+
+    select coalesce(max(occurred_at), '-infinity'::timestamp) as occurred_at from {{ this }}
+
+),
+
+moved_identifiers as (
+
+    -- identifiers whose events are stored under another person than the one they now belong to
+    select stored.identifier_type, stored.identifier
+    from (
+        select distinct
+            case when user_id is not null then 'user_id' else 'anonymous_id' end
+                as identifier_type,
+            coalesce(user_id, anonymous_id) as identifier,
+            person_id
+        from {{ this }}
+    ) as stored
+    left join identifiers
+        on
+            identifiers.identifier_type = stored.identifier_type
+            and identifiers.identifier = stored.identifier
+    where identifiers.person_id is distinct from stored.person_id
+
+),
+
+events_to_stitch as (
+
+    select events.*
+    from events
+    where
+        coalesce(events.load_id, '') not in (select coalesce(load_id, '') from stored_loads)
+        or events.occurred_at > (select occurred_at from latest_stored)
+        or exists (
+            select 1 from moved_identifiers
+            where
+                moved_identifiers.identifier_type
+                = case when events.user_id is not null then 'user_id' else 'anonymous_id' end
+                and moved_identifiers.identifier = coalesce(events.user_id, events.anonymous_id)
+        )
+
+),
+
+{% else %}
+
+events_to_stitch as (
+
+    select * from events
+
+),
+
+{% endif %}
 
 stitched as (
 
@@ -59,9 +139,12 @@ stitched as (
 
         -- timestamps (UTC)
         events.occurred_at,
+
+        -- lineage
+        events.load_id,
         events.loaded_at
 
-    from events
+    from events_to_stitch as events
     inner join identifiers
         on
             identifiers.identifier_type
