@@ -245,7 +245,7 @@ def markdown(results: dict[str, Any]) -> str:
         " the floor script: `bench/out/floor.sql`.",
         "",
         f"- command: `{results['command']}` ({results['started_at']} to "
-        f"{results.get('finished_at', '?')})",
+        f"{results.get('finished_at', '?')}), code at commit {results.get('commit', '?')}",
         f"- machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB "
         f"memory, {machine['os']}; load average at start {machine['loadavg_at_start'][0]:.2f}, "
         f"at end {machine.get('loadavg_at_end', [float('nan')])[0]:.2f}",

@@ -32,6 +32,7 @@ import platform
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -337,6 +338,18 @@ def machine() -> dict[str, Any]:
     }
 
 
+def commit() -> str:
+    """The measured code: the git commit, marked when the working tree differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=BENCH_DIR, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + (" (with uncommitted changes)" if git("status", "--porcelain") else "")
+
+
 def versions() -> dict[str, str]:
     return {"python": platform.python_version()} | {p: metadata.version(p) for p in VERSIONED}
 
@@ -393,6 +406,7 @@ def main() -> int:
         "started_at": started.isoformat(timespec="seconds"),
         "machine": machine(),
         "versions": versions(),
+        "commit": commit(),
         "double_history": args.double_history,
         "sizes": [],
     }
