@@ -209,3 +209,48 @@ def test_hidden_and_unknown_files_are_ignored_and_missing_folder_is_explained(tm
     assert [f.path.name for f in discover_files(landing)] == ["a.jsonl"]
     with pytest.raises(FileNotFoundError, match="SEGWH_LANDING_DIR"):
         discover_files(tmp_path / "nowhere")
+
+
+def test_loading_in_chunks_counts_exactly_as_in_one_piece(tmp_path, monkeypatch):
+    """Large loads go in chunks of files (one transaction): duplicates across chunks are still
+    duplicates, the first copy in file order wins, and a failing chunk undoes the whole load."""
+    import orchestration.ingestion.events as events
+
+    landing = tmp_path / "landing"
+    _write(landing / "a.jsonl", [_line(), _line(event_id="e2")])
+    _write(landing / "b.jsonl", [_line(event_id="e2", page_type="b"), _line(event_id="e3")])
+    _write(
+        landing / "c.jsonl",
+        [_line(event_id="e3"), BAD_LINES["malformed_json"], _line(event_id="e4")],
+    )
+
+    def load(warehouse: Path, chunk_bytes: int):
+        monkeypatch.setattr(events, "CHUNK_BYTES", chunk_bytes)
+        report = _load(warehouse, landing)
+        counts = [(f.file_name, f.landed, f.loaded, f.rejected, f.duplicate) for f in report.files]
+        stored = _query(
+            warehouse,
+            "SELECT event_id, page_type, parse_filename(_source_file) FROM raw.events ORDER BY 1",
+        )
+        return counts, stored
+
+    whole = load(tmp_path / "whole.duckdb", events.CHUNK_BYTES)
+    per_file = load(tmp_path / "per_file.duckdb", 1)  # every file a chunk of its own
+
+    assert per_file == whole
+    assert whole[0] == [("a.jsonl", 2, 2, 0, 0), ("b.jsonl", 2, 1, 0, 1), ("c.jsonl", 3, 1, 1, 1)]
+    assert whole[1][1] == ("e2", None, "a.jsonl")  # the first copy, in file order
+
+    calls = []
+    original = events._load_chunk
+
+    def fail_second_chunk(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full in chunk 2")
+        return original(*args)
+
+    monkeypatch.setattr(events, "_load_chunk", fail_second_chunk)
+    with pytest.raises(RuntimeError, match="chunk 2"):
+        _load(tmp_path / "failed.duckdb", landing)
+    assert _query(tmp_path / "failed.duckdb", "SELECT count(*) FROM raw.events") == [(0,)]

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -305,50 +306,15 @@ def load_event_files(
         return EventLoadReport(load_id, [], skipped, (datetime.now(UTC) - started).total_seconds())
 
     log.info("loading %d file(s): %s", len(to_load), ", ".join(f.path.name for f, _ in to_load))
-    columns = ", ".join(name for name, _ in EVENT_COLUMNS)
+    to_load.sort(key=lambda item: str(item[0].path))  # the first copy of an event_id wins
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _landed AS " + _landed_lines_sql([f for f, _ in to_load])
-        )
-        con.execute("CREATE OR REPLACE TEMP TABLE _validated AS " + _validated_sql("_landed"))
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE _classified AS
-            WITH valid AS (
-                SELECT *, row_number() OVER (
-                    PARTITION BY event_id ORDER BY _source_file, line_hash) AS occurrence
-                FROM _validated WHERE reject_reason IS NULL
-            ),
-            seen AS (
-                SELECT DISTINCT e.event_id FROM raw.events AS e
-                SEMI JOIN valid AS v ON e.event_id = v.event_id
-            )
-            SELECT v.*,
-                   CASE WHEN v.occurrence > 1 OR s.event_id IS NOT NULL
-                        THEN 'duplicate' ELSE 'loaded' END AS outcome
-            FROM valid AS v LEFT JOIN seen AS s ON v.event_id = s.event_id
-            UNION ALL BY NAME
-            SELECT *, 'rejected' AS outcome FROM _validated WHERE reject_reason IS NOT NULL
-            """
-        )
-        con.execute(
-            f"""INSERT INTO raw.events
-            SELECT {columns}, properties, _source_file, ?::TIMESTAMPTZ, ?
-            FROM _classified WHERE outcome = 'loaded'
-            ORDER BY occurred_at""",
-            [started, load_id],
-        )
-        con.execute(
-            """INSERT INTO raw.rejected_events
-            SELECT _source_file, payload, reject_reason, ?::TIMESTAMPTZ, ?
-            FROM _classified WHERE outcome = 'rejected'""",
-            [started, load_id],
-        )
-        rows = con.execute(
-            """SELECT _source_file, outcome, coalesce(reject_reason, ''), count(*)
-            FROM _classified GROUP BY ALL"""
-        ).fetchall()
+        rows = []
+        chunks = list(_chunks(to_load))
+        for number, chunk in enumerate(chunks, 1):
+            if len(chunks) > 1:
+                log.info("chunk %d/%d: %d file(s)", number, len(chunks), len(chunk))
+            rows.extend(_load_chunk(con, chunk, started, load_id))
         results = _file_results(to_load, rows)
         con.executemany(
             "INSERT INTO raw.event_load_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -370,8 +336,6 @@ def load_event_files(
                 for (f, sha), r in zip(to_load, results, strict=True)
             ],
         )
-        for temp in ("_classified", "_validated", "_landed"):
-            con.execute(f"DROP TABLE {temp}")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -388,6 +352,82 @@ def load_event_files(
         report.elapsed_seconds,
     )
     return report
+
+
+# Files are validated and inserted in chunks of about this many bytes, all in one transaction: a
+# large backfill (10M events) in one piece made DuckDB spill its three working tables and the
+# sort to disk (189 s for 10M events vs 12 s for 1M); in chunks the cost stays linear.
+CHUNK_BYTES = 256 << 20
+
+
+def _chunks(files: list[tuple[LandingFile, str]]) -> Iterator[list[tuple[LandingFile, str]]]:
+    """Consecutive groups of files of at most CHUNK_BYTES (a larger file is a group alone)."""
+    limit = CHUNK_BYTES
+    chunk: list[tuple[LandingFile, str]] = []
+    size = 0
+    for item in files:
+        if chunk and size + item[0].size > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item[0].size
+    if chunk:
+        yield chunk
+
+
+def _load_chunk(
+    con: duckdb.DuckDBPyConnection,
+    chunk: list[tuple[LandingFile, str]],
+    started: datetime,
+    load_id: str,
+) -> list[tuple]:
+    """Validate, deduplicate (against raw.events, earlier chunks included) and insert one chunk;
+    returns its (file, outcome, reason, rows) counts."""
+    columns = ", ".join(name for name, _ in EVENT_COLUMNS)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _landed AS " + _landed_lines_sql([f for f, _ in chunk])
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE _validated AS " + _validated_sql("_landed"))
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _classified AS
+        WITH valid AS (
+            SELECT *, row_number() OVER (
+                PARTITION BY event_id ORDER BY _source_file, line_hash) AS occurrence
+            FROM _validated WHERE reject_reason IS NULL
+        ),
+        seen AS (
+            SELECT DISTINCT e.event_id FROM raw.events AS e
+            SEMI JOIN valid AS v ON e.event_id = v.event_id
+        )
+        SELECT v.*,
+               CASE WHEN v.occurrence > 1 OR s.event_id IS NOT NULL
+                    THEN 'duplicate' ELSE 'loaded' END AS outcome
+        FROM valid AS v LEFT JOIN seen AS s ON v.event_id = s.event_id
+        UNION ALL BY NAME
+        SELECT *, 'rejected' AS outcome FROM _validated WHERE reject_reason IS NOT NULL
+        """
+    )
+    con.execute(
+        f"""INSERT INTO raw.events
+        SELECT {columns}, properties, _source_file, ?::TIMESTAMPTZ, ?
+        FROM _classified WHERE outcome = 'loaded'
+        ORDER BY occurred_at""",
+        [started, load_id],
+    )
+    con.execute(
+        """INSERT INTO raw.rejected_events
+        SELECT _source_file, payload, reject_reason, ?::TIMESTAMPTZ, ?
+        FROM _classified WHERE outcome = 'rejected'""",
+        [started, load_id],
+    )
+    rows = con.execute(
+        """SELECT _source_file, outcome, coalesce(reject_reason, ''), count(*)
+        FROM _classified GROUP BY ALL"""
+    ).fetchall()
+    for temp in ("_classified", "_validated", "_landed"):
+        con.execute(f"DROP TABLE {temp}")
+    return rows
 
 
 def _file_results(
