@@ -63,6 +63,7 @@ def built(tmp_path_factory) -> Iterator[Built]:
         for r in build.result.results
         if r.node.resource_type == "unit_test"
     }
+    del build  # the result references dbt's adapter, which holds the warehouse open
     with warehouse_connection(warehouse) as con:
         con.execute(
             f"""
@@ -274,6 +275,9 @@ def test_conflicting_content_rules_fail_the_build_naming_both(built, tmp_path):
     text = rules.read_text()
     rules.write_text(text.replace("onboarding,70,new_visitor", "onboarding,60,new_visitor"))
     warehouse = tmp_path / "warehouse.duckdb"
+    with warehouse_connection(built.warehouse) as con:
+        # dbt may still hold the database open in this process: write its WAL into the file
+        con.execute("CHECKPOINT")
     shutil.copy(built.warehouse, warehouse)
     dbt = Dbt(warehouse, tmp_path, project_dir=project)
 
