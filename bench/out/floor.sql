@@ -315,6 +315,16 @@ identifiers as (
 
 ),
 
+
+
+events_to_stitch as (
+
+    select * from events
+
+),
+
+
+
 stitched as (
 
     select
@@ -354,9 +364,12 @@ stitched as (
 
         -- timestamps (UTC)
         events.occurred_at,
+
+        -- lineage
+        events.load_id,
         events.loaded_at
 
-    from events
+    from events_to_stitch as events
     inner join identifiers
         on
             identifiers.identifier_type
