@@ -245,7 +245,8 @@ def _with_exclusive_locks(engine: sa.Engine, schema: str, swap, timeout: float |
     PostgreSQL aborts one of them, possibly the BI reader. Holding nothing while waiting, the
     publisher can never be part of such a cycle.
     """
-    deadline = time.monotonic() + (SWAP_LOCK_TIMEOUT_SECONDS if timeout is None else timeout)
+    limit = SWAP_LOCK_TIMEOUT_SECONDS if timeout is None else timeout
+    deadline = time.monotonic() + limit
     pause = 0.02
     while True:
         try:
@@ -267,7 +268,7 @@ def _with_exclusive_locks(engine: sa.Engine, schema: str, swap, timeout: float |
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"PostgreSQL publish: readers kept the tables of schema {schema!r} "
-                    f"busy for more than {timeout or SWAP_LOCK_TIMEOUT_SECONDS:.0f} s; "
+                    f"busy for more than {limit:.0f} s; "
                     "the new version is loaded but not swapped in"
                 ) from exc
             time.sleep(pause)

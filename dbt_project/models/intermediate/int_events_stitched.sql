@@ -28,7 +28,12 @@ with
 
 events as (
 
-    select * from {{ ref('stg_clickstream__events') }}
+    -- the identifier an event is stitched by: its user id when it has one, else its anonymous id
+    select
+        *,
+        case when user_id is not null then 'user_id' else 'anonymous_id' end as identifier_type,
+        coalesce(user_id, anonymous_id) as identifier
+    from {{ ref('stg_clickstream__events') }}
     where occurred_at <= {{ as_of_timestamp() }}
 
 ),
@@ -63,7 +68,7 @@ moved_identifiers as (
                 as identifier_type,
             coalesce(user_id, anonymous_id) as identifier,
             person_id
-        from {{ this }}
+        from {{ this }}  -- stored rows keep user_id and anonymous_id, not the derived pair
     ) as stored
     left join identifiers
         on
@@ -83,9 +88,8 @@ events_to_stitch as (
         or exists (
             select 1 from moved_identifiers
             where
-                moved_identifiers.identifier_type
-                = case when events.user_id is not null then 'user_id' else 'anonymous_id' end
-                and moved_identifiers.identifier = coalesce(events.user_id, events.anonymous_id)
+                moved_identifiers.identifier_type = events.identifier_type
+                and moved_identifiers.identifier = events.identifier
         )
 
 ),
@@ -147,9 +151,8 @@ stitched as (
     from events_to_stitch as events
     inner join identifiers
         on
-            identifiers.identifier_type
-            = case when events.user_id is not null then 'user_id' else 'anonymous_id' end
-            and identifiers.identifier = coalesce(events.user_id, events.anonymous_id)
+            identifiers.identifier_type = events.identifier_type
+            and identifiers.identifier = events.identifier
 
 ),
 
