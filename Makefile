@@ -14,6 +14,12 @@ SAMPLE_EVENTS ?= 100000
 SAMPLE_AS_OF ?= 2026-11-01T00:00:00Z
 SAMPLE_DIR := $(CURDIR)/data/sample
 
+# Identifiers are pseudonymized with a secret key from SEGWH_PSEUDONYMIZATION_KEY. For the sample
+# runs of this checkout, a random key is generated once into data/ (git-ignored) when the
+# environment has none; production keeps its key in a secret store (README, Privacy).
+KEY_FILE := $(CURDIR)/data/.pseudonymization_key
+WITH_KEY = SEGWH_PSEUDONYMIZATION_KEY=$${SEGWH_PSEUDONYMIZATION_KEY:-$$(cat $(KEY_FILE))}
+
 DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print)
 MANIFEST := dbt_project/target/manifest.json
 
@@ -38,12 +44,16 @@ $(MANIFEST): $(VENV)/.installed $(DBT_SOURCES)
 sample: $(VENV)/.installed
 	$(BIN)/python -m sample_data --events $(SAMPLE_EVENTS) --out $(SAMPLE_DIR) --force
 
-run: install
-	SEGWH_AS_OF=$(SAMPLE_AS_OF) $(BIN)/segwh run
+$(KEY_FILE):
+	mkdir -p $(dir $@)
+	umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > $@
 
-ui: install
+run: install $(KEY_FILE)
+	$(WITH_KEY) SEGWH_AS_OF=$(SAMPLE_AS_OF) $(BIN)/segwh run
+
+ui: install $(KEY_FILE)
 	test -d $(SAMPLE_DIR)/landing || $(MAKE) sample
-	SEGWH_AS_OF=$(SAMPLE_AS_OF) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(WITH_KEY) SEGWH_AS_OF=$(SAMPLE_AS_OF) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 test: install
 	$(BIN)/ruff check .

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.dbt import DBT_EXECUTABLE
+from orchestration.privacy import pseudonyms
 from orchestration.settings import DBT_PROJECT_DIR
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ def run_floor(script: FloorScript, warehouse: Path, database: Path) -> dict:
     with duckdb.connect(str(database)) as con:
         for statement in script.settings:
             con.execute(statement)
+        # staging pseudonymizes identifiers with the warehouse's macro: the floor pays it too
+        pseudonyms.install(con, pseudonyms.key_from_environment())
         con.execute(f"attach '{warehouse}' as wh (read_only)")
         for schema in sorted({relation.split(".")[0] for relation in script.inputs}):
             con.execute(f"create schema if not exists {schema}")

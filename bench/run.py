@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import platform
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ from report import STAGES, markdown
 
 from orchestration.assets.ml import CHURN_MODEL, CHURN_SCORES, PERSON_CLUSTERS
 from orchestration.definitions import build_definitions
+from orchestration.privacy.pseudonyms import KEY_ENV_VAR
 from orchestration.resources import LandingZoneResource
 from orchestration.settings import DBT_PROJECT_DIR, Settings, parse_as_of
 from orchestration.warehouse import DEFAULT_MEMORY_LIMIT
@@ -374,6 +376,8 @@ def failures(results: dict[str, Any]) -> list[str]:
 
 
 def main() -> int:
+    # the benchmark's warehouses are throwaway: a random pseudonymization key unless one is set
+    os.environ.setdefault(KEY_ENV_VAR, secrets.token_hex(32))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument(

@@ -13,6 +13,7 @@ import dagster as dg
 
 from orchestration.assets.ingestion import RAW_EVENTS
 from orchestration.assets.ml import CHURN_MODEL, PERSON_CLUSTERS
+from orchestration.assets.privacy import RAW_EVENTS_RETENTION
 from orchestration.assets.transform import STAGED_EVENTS
 from orchestration.checks import check_op_name
 from orchestration.ingestion.events import discover_files
@@ -35,9 +36,10 @@ full_build_job = dg.define_asset_job(
 
 incremental_update_job = dg.define_asset_job(
     name="incremental_update",
-    # training (clustering, churn model) is nightly work: sensor runs score with current models
+    # training (clustering, churn model) and retention are nightly work: sensor runs score with
+    # the current models
     selection=dg.AssetSelection.assets(RAW_EVENTS).downstream()
-    - dg.AssetSelection.assets(PERSON_CLUSTERS, CHURN_MODEL),
+    - dg.AssetSelection.assets(PERSON_CLUSTERS, CHURN_MODEL, RAW_EVENTS_RETENTION),
     description=(
         "New landing files only: load them, then rebuild what depends on events (incremental "
         "dbt models, features, rule segments), score churn with the current model, run the "

@@ -2,6 +2,7 @@
 
     segwh run [--job full_build]   materialize the whole asset graph once, then summarize
     segwh summary                  rows per table of the warehouse
+    segwh erase --customer-id ID   erase one person everywhere (or --email ADDRESS)
 
 The sample data has its own command: ``python -m sample_data --help``.
 
@@ -24,7 +25,7 @@ log = logging.getLogger("segwh")
 SUMMARY_SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "serving")
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+def _run(args: argparse.Namespace, settings: Settings, ops_config: dict | None = None) -> int:
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_DIR / ".dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 
@@ -37,7 +38,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": args.log_level}}},
+                **({"ops": ops_config} if ops_config else {}),
+            },
         )
     failed = [
         event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"
@@ -91,6 +95,16 @@ def _summary(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _erase(args: argparse.Namespace, settings: Settings) -> int:
+    """The erase_person job through the Dagster instance: it queues behind a running build
+    (one writer on the warehouse) and is visible in the UI like any run."""
+    from orchestration.assets.privacy import ERASURE_OP
+
+    config = {"customer_id": args.customer_id or "", "email": args.email or ""}
+    args.job = "erase_person"
+    return _run(args, settings, {ERASURE_OP: {"config": config}})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segwh", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -102,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="INFO", help="Dagster console log level (default: INFO)"
     )
     run.set_defaults(handler=_run)
+
+    erase = commands.add_parser(
+        "erase", help="erase one person from every layer and the published outputs"
+    )
+    subject = erase.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--customer-id", help="CRM customer id of the person")
+    subject.add_argument("--email", help="email of the person (case-insensitive)")
+    erase.add_argument("--log-level", default="INFO", help="Dagster console log level")
+    erase.set_defaults(handler=_erase)
 
     summary = commands.add_parser("summary", help="rows per table of the warehouse")
     summary.set_defaults(handler=_summary)

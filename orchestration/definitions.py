@@ -5,6 +5,11 @@ from dagster_dbt import DbtCliResource
 
 from orchestration.assets.ingestion import RAW_EVENTS, raw_crm_tables, raw_events
 from orchestration.assets.ml import ml_assets, ml_checks
+from orchestration.assets.privacy import (
+    consent_withdrawals_applied,
+    erase_person_job,
+    raw_events_retention,
+)
 from orchestration.assets.serving import build_published_segments
 from orchestration.assets.transform import STAGED_EVENTS, dbt_models
 from orchestration.automation import (
@@ -16,11 +21,13 @@ from orchestration.automation import (
 )
 from orchestration.checks import expectation_check, mart_expectation_checks
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
+from orchestration.privacy.pseudonyms import KEY_ENV_VAR
 from orchestration.resources import (
     AsOfResource,
     CrmResource,
     LandingZoneResource,
     ModelStoreResource,
+    PrivacyResource,
     ServingResource,
     WarehouseResource,
 )
@@ -34,9 +41,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             raw_events,
             raw_crm_tables,
             dbt_models,
+            raw_events_retention,
             *ml_assets,
+            consent_withdrawals_applied,
             # after every model, so that it runs when all of the run's checks are done
-            build_published_segments([*dbt_models.keys, *(a.key for a in ml_assets)]),
+            build_published_segments(
+                [*dbt_models.keys, *(a.key for a in ml_assets), consent_withdrawals_applied.key]
+            ),
         ],
         asset_checks=[
             expectation_check(RAW_EVENTS, "raw.events", "raw_events", load_id_column="_load_id"),
@@ -70,7 +81,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ),
             *ml_checks,
         ],
-        jobs=[full_build_job, incremental_update_job],
+        jobs=[full_build_job, incremental_update_job, erase_person_job],
         schedules=[build_nightly_schedule(settings)],
         sensors=[build_landing_sensor(settings), report_failed_runs],
         resources={
@@ -94,6 +105,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "models": ModelStoreResource(
                 path=str(settings.resolved_models_dir),
                 churn_at_risk_threshold=settings.churn_at_risk_threshold,
+            ),
+            "privacy": PrivacyResource(
+                pseudonymization_key=dg.EnvVar(KEY_ENV_VAR),
+                raw_retention_days=settings.raw_retention_days,
             ),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         },

@@ -14,6 +14,7 @@ from pydantic import Field
 from ml.config import ChurnConfig
 from ml.registry import ModelRegistry
 from orchestration import warehouse
+from orchestration.privacy import pseudonyms
 from orchestration.settings import parse_as_of
 
 
@@ -112,3 +113,25 @@ class ModelStoreResource(dg.ConfigurableResource):
 
     def churn_config(self) -> ChurnConfig:
         return ChurnConfig(risk_threshold=self.churn_at_risk_threshold)
+
+
+class PrivacyResource(dg.ConfigurableResource):
+    """The pseudonymization key and the retention period of raw events.
+
+    The key is configured as ``dg.EnvVar(SEGWH_PSEUDONYMIZATION_KEY)``: the UI shows the variable's
+    name, never its value."""
+
+    pseudonymization_key: str = Field(
+        description="Secret key of the keyed hash (HMAC-SHA256) that pseudonymizes identifiers."
+    )
+    raw_retention_days: int = Field(
+        default=pseudonyms.DEFAULT_RAW_RETENTION_DAYS,
+        description="Raw and staged events older than this many days before as_of are deleted.",
+    )
+
+    def key(self) -> bytes:
+        return pseudonyms.validated_key(self.pseudonymization_key)
+
+    def install(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make ``segwh_pseudonymize`` available in the warehouse (see privacy/pseudonyms.py)."""
+        pseudonyms.install(con, self.key())

@@ -18,7 +18,11 @@ environment, so ``load_settings()`` exports the resolved values for the dbt subp
 - SEGWH_NIGHTLY_CRON (0 2 * * *) and SEGWH_NIGHTLY_TIMEZONE (UTC): the nightly full build;
 - SEGWH_SENSOR_INTERVAL_SECONDS (900): minimum interval of the landing-files sensor;
 - SEGWH_MODELS_DIR ($SEGWH_DATA_DIR/models): churn model registry and clustering state;
-- SEGWH_CHURN_AT_RISK_THRESHOLD (0.5): churn probability from which a person is at risk.
+- SEGWH_CHURN_AT_RISK_THRESHOLD (0.5): churn probability from which a person is at risk;
+- SEGWH_PSEUDONYMIZATION_KEY (required, secret, never in the repository): the key of the keyed
+  hash that pseudonymizes identifiers (orchestration/privacy/pseudonyms.py); Dagster reads it
+  as an EnvVar, so it is not held here;
+- SEGWH_RAW_RETENTION_DAYS (730): raw events older than this many days before as_of are deleted.
 
 Model tunables (k range, candidate models, drift thresholds, ...) live in ``ml/config.py``;
 the segment, session and churn-label rules in ``dbt_project/dbt_project.yml`` and its seeds.
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from orchestration.privacy.pseudonyms import DEFAULT_RAW_RETENTION_DAYS
 from orchestration.warehouse import DEFAULT_MEMORY_LIMIT
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -62,6 +67,7 @@ class Settings:
     sensor_interval_seconds: int = 900
     models_dir: Path | None = None  # None: <data_dir>/models
     churn_at_risk_threshold: float = 0.5
+    raw_retention_days: int = DEFAULT_RAW_RETENTION_DAYS
 
     @property
     def resolved_models_dir(self) -> Path:
@@ -105,6 +111,9 @@ def load_settings() -> Settings:
         churn_at_risk_threshold=float(
             os.environ.get("SEGWH_CHURN_AT_RISK_THRESHOLD", "").strip()
             or Settings.churn_at_risk_threshold
+        ),
+        raw_retention_days=int(
+            os.environ.get("SEGWH_RAW_RETENTION_DAYS", "").strip() or DEFAULT_RAW_RETENTION_DAYS
         ),
     )
     export_for_dbt(str(settings.warehouse_path), settings.duckdb_memory_limit)

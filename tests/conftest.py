@@ -17,6 +17,10 @@ import sqlalchemy as sa
 
 from orchestration.settings import PROJECT_DIR
 
+# Identifiers are pseudonymized with a secret key from the environment; tests use a fixed one
+# (subprocesses such as the Dagster webserver and daemon inherit it).
+os.environ.setdefault("SEGWH_PSEUDONYMIZATION_KEY", "test-key-" + "0123456789abcdef" * 2)
+
 POSTGRES_URL = os.environ.get(
     "SEGWH_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 )

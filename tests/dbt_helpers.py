@@ -18,6 +18,7 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 from orchestration.ingestion.crm import CRM_ENTITIES, load_crm_table
 from orchestration.ingestion.events import discover_files, load_event_files
+from orchestration.privacy import pseudonyms
 from orchestration.settings import DBT_PROJECT_DIR
 from orchestration.warehouse import connect
 from sample_data import DEFAULT_AS_OF
@@ -64,6 +65,8 @@ class Dbt:
         os.environ["SEGWH_DUCKDB_MEMORY_LIMIT"] = "1GB"
         # the sample's as_of, unless a test passes --vars '{as_of: ...}', which wins
         os.environ["SEGWH_DBT_AS_OF"] = DEFAULT_AS_OF.isoformat()
+        with warehouse_connection(self.warehouse) as con:  # as the dbt asset does before dbt
+            pseudonyms.install(con, pseudonyms.key_from_environment())
         try:
             result = self._runner.invoke(
                 [

@@ -213,7 +213,8 @@ def _bridged_gaps_in_one_session(warehouse: Path, gaps) -> int:
                 """
                 SELECT count(*) FROM marts.sessions s
                 JOIN intermediate.int_identifiers_stitched i USING (person_id)
-                WHERE i.identifier_type = 'anonymous_id' AND i.identifier = ?
+                WHERE i.identifier_type = 'anonymous_id'
+                  AND i.identifier = segwh_pseudonymize(?)  -- staging's keyed pseudonym
                   AND s.started_at <= timezone('UTC', ?::TIMESTAMPTZ)
                   AND s.ended_at >= timezone('UTC', ?::TIMESTAMPTZ)
                 """,

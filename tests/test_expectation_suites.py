@@ -81,8 +81,10 @@ CREATE TABLE raw.event_load_audit AS SELECT
     'load-' || (1 + i // 2) AS load_id, '/landing/f' || i || '.jsonl' AS file_path,
     'f' || i || '.jsonl' AS file_name, 'jsonl' AS file_format, 1000::BIGINT AS file_size,
     0::BIGINT AS file_mtime_ns, 'sha' || i AS file_sha256, 1000::BIGINT AS landed,
-    990::BIGINT AS loaded, 5::BIGINT AS rejected, 5::BIGINT AS duplicate,
-    TIMESTAMPTZ '2026-10-31 00:00:00+00' + i * INTERVAL 1 HOUR AS loaded_at
+    CASE WHEN i = 0 THEN 985 ELSE 990 END::BIGINT AS loaded, 5::BIGINT AS rejected,
+    5::BIGINT AS duplicate, TIMESTAMPTZ '2026-10-31 00:00:00+00' + i * INTERVAL 1 HOUR AS loaded_at,
+    -- rows of erased persons, dropped at ingestion and counted
+    CASE WHEN i = 0 THEN 5 ELSE 0 END::BIGINT AS suppressed
 FROM range(4) AS t(i);
 
 -- every 10 minutes before as_of, plus three events after it (ignored by freshness)
@@ -522,7 +524,7 @@ BAD_CASES = {
     "file-accounting-broken": Bad(
         "event_load",
         ["UPDATE raw.event_load_audit SET loaded = 900 WHERE file_name = 'f0.jsonl'"],
-        "every file's landed lines = loaded + rejected + duplicate",
+        "every file's landed lines = loaded + rejected + duplicate + suppressed",
         blocking=True,
         unexpected=1,
         example={
@@ -689,7 +691,8 @@ def test_rejected_share_blocks_above_the_higher_threshold(
     path = spoiled(
         good_warehouse,
         tmp_path,
-        f"UPDATE raw.event_load_audit SET loaded = 995 - {rejected}, rejected = {rejected} "
+        f"UPDATE raw.event_load_audit SET loaded = 995 - {rejected} - suppressed, "
+        f"rejected = {rejected} "
         "WHERE load_id = 'load-1'",
     )
     # load-1 is the older load: this run's load (load-2) is fine

@@ -194,7 +194,7 @@ def test_a_failing_blocking_check_stops_the_dbt_models(tmp_path, small_sample, i
     assert _run_full_build(settings, instance).success
     with connect(settings.warehouse_path) as con:  # corrupt the raw table behind ingestion's back
         con.execute("INSERT INTO raw.events SELECT * FROM raw.events LIMIT 3")
-        con.execute("DROP VIEW staging.stg_clickstream__events")
+        con.execute("DROP TABLE staging.stg_clickstream__events")
 
     result = _run_full_build(settings, instance)
 
@@ -207,8 +207,8 @@ def test_a_failing_blocking_check_stops_the_dbt_models(tmp_path, small_sample, i
         event.asset_key for event in result.get_asset_materialization_events()
     }
     with connect(settings.warehouse_path, read_only=True) as con:
-        views = {row[0] for row in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
-    assert "stg_clickstream__events" not in views  # dbt never ran
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert "stg_clickstream__events" not in tables  # dbt never ran
 
 
 def _published_version(serving: Path) -> str:

@@ -70,17 +70,26 @@ def built(tmp_path_factory) -> Iterator[Built]:
             CREATE TABLE main.truth AS
             SELECT * FROM read_csv('{sample.truth_dir / "persons.csv"}', all_varchar = true);
             CREATE TABLE main.person_truth AS
-            WITH truth_identifiers AS (
-                SELECT person_key, 'user_id' AS identifier_type, customer_id AS identifier
+            -- the warehouse holds identifiers as keyed pseudonyms (its macro holds the key);
+            -- persons without analytics consent are not profiled, so not expected anywhere
+            WITH raw_identifiers AS (
+                SELECT person_key, 'user_id' AS identifier_type, customer_id AS raw_identifier
                 FROM main.truth WHERE coalesce(customer_id, '') <> ''
                 UNION ALL
                 SELECT person_key, 'anonymous_id', unnest(string_split(anonymous_ids, '|'))
                 FROM main.truth WHERE coalesce(anonymous_ids, '') <> ''
+            ),
+            truth_identifiers AS (
+                SELECT person_key, identifier_type,
+                       segwh_pseudonymize(raw_identifier) AS identifier
+                FROM raw_identifiers
             )
             SELECT DISTINCT i.person_id, t.person_key, t.archetype
             FROM intermediate.int_identifiers_stitched AS i
             JOIN truth_identifiers USING (identifier_type, identifier)
-            JOIN main.truth AS t USING (person_key);
+            JOIN main.truth AS t USING (person_key)
+            SEMI JOIN marts.person_consents AS c
+                ON c.person_id = i.person_id AND c.has_analytics_consent;
             """
         )
     yield Built(sample, warehouse, root, unit_tests)
@@ -167,7 +176,8 @@ def test_orders_and_spend_match_the_crm_without_double_counting(built):
                               THEN 1 END)
             FROM main.truth AS t
             JOIN intermediate.int_identifiers_stitched AS i
-                ON i.identifier_type = 'user_id' AND i.identifier = t.customer_id
+                ON i.identifier_type = 'user_id'
+                AND i.identifier = segwh_pseudonymize(t.customer_id)
             JOIN marts.person_features AS f USING (person_id)
             """
         ).fetchone()
@@ -263,10 +273,11 @@ def test_every_person_gets_exactly_one_content_decision(built):
             built,
             "SELECT count(*) FROM marts.content_decisions d JOIN marts.person_segments s "
             "ON s.person_id = d.person_id AND s.segment_key = 'cart_abandoner' "
-            "WHERE d.content_variant <> 'cart_reminder'",
+            "JOIN marts.person_consents c ON c.person_id = d.person_id "
+            "WHERE d.content_variant <> 'cart_reminder' AND c.has_personalization_consent",
         )
         == 0
-    )  # cart reminders have the top priority by default
+    )  # cart reminders have the top priority by default (with personalization consent)
 
 
 def test_conflicting_content_rules_fail_the_build_naming_both(built, tmp_path):

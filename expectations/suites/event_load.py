@@ -1,7 +1,8 @@
 """Expectation suite for ``raw.event_load_audit``: the accounting of the landing-file loads.
 
 The audit table has one row per loaded file; ``load_id`` is the Dagster run that loaded it.
-Blocking: nothing is lost silently, for every file ``landed = loaded + rejected + duplicate``;
+Blocking: nothing is lost silently, for every file
+``landed = loaded + rejected + duplicate + suppressed`` (rows of erased persons);
 more than ``REJECTED_SHARE_BLOCKING`` of the lines landed in this run's load were not rejected.
 Warning: ... not more than ``REJECTED_SHARE_WARNING`` (thresholds in expectations/thresholds.py).
 
@@ -31,9 +32,10 @@ def build_suite(load_id: str | None = None) -> gx.ExpectationSuite:
         gxe.UnexpectedRowsExpectation(
             unexpected_rows_query=(
                 f"SELECT load_id, file_name, landed, loaded, rejected, duplicate FROM {BATCH} "
-                "WHERE landed IS DISTINCT FROM loaded + rejected + duplicate"
+                "WHERE landed IS DISTINCT FROM "
+                "loaded + rejected + duplicate + coalesce(suppressed, 0)"
             ),
-            description="every file's landed lines = loaded + rejected + duplicate",
+            description="every file's landed lines = loaded + rejected + duplicate + suppressed",
         ),
         _rejected_share_at_most(load_id, REJECTED_SHARE_BLOCKING, severity=None),
     ]

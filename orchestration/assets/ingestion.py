@@ -9,7 +9,12 @@ from pydantic import Field
 from orchestration.ingestion.crm import CRM_ENTITIES, load_crm_table
 from orchestration.ingestion.events import discover_files, load_event_files
 from orchestration.metadata import markdown_table, table_metadata
-from orchestration.resources import CrmResource, LandingZoneResource, WarehouseResource
+from orchestration.resources import (
+    CrmResource,
+    LandingZoneResource,
+    PrivacyResource,
+    WarehouseResource,
+)
 
 OWNER = "team:data-platform"
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
@@ -34,8 +39,8 @@ class RawEventsConfig(dg.Config):
         "Events from the landing folder (JSONL and Parquet) loaded into raw.events with DuckDB's "
         "readers. Files already loaded (same content) are skipped; duplicate event_ids are dropped "
         "and counted; rows that break the event contract go to raw.rejected_events with their "
-        "payload and a reason. Per file, landed = loaded + rejected + duplicate is recorded in "
-        "raw.event_load_audit."
+        "payload and a reason; events of erased persons are dropped and counted. Per file, "
+        "landed = loaded + rejected + duplicate + suppressed is recorded in raw.event_load_audit."
     ),
 )
 def raw_events(
@@ -43,6 +48,7 @@ def raw_events(
     config: RawEventsConfig,
     warehouse: WarehouseResource,
     landing: LandingZoneResource,
+    privacy: PrivacyResource,
 ) -> dg.MaterializeResult:
     files = discover_files(landing.folder)
     if config.files:
@@ -55,6 +61,7 @@ def raw_events(
         files = [f for f in files if str(f.path) in wanted]
     context.log.info("loading from %d event file(s) in %s", len(files), landing.folder)
     with warehouse.connect() as con:
+        privacy.install(con)  # to recognise events of erased persons by their pseudonyms
         report = load_event_files(con, files, load_id=context.run.run_id)
         rejected_total = con.execute("SELECT count(*) FROM raw.rejected_events").fetchone()[0]
         metadata = table_metadata(con, "raw.events")
@@ -68,6 +75,7 @@ def raw_events(
             "loaded": report.total("loaded"),
             "rejected": report.total("rejected"),
             "duplicate": report.total("duplicate"),
+            "suppressed_erased_persons": report.total("suppressed"),
             "rejected_share": dg.MetadataValue.float(
                 report.total("rejected") / landed if landed else 0.0
             ),
@@ -105,11 +113,15 @@ def raw_events(
     can_subset=True,
 )
 def raw_crm_tables(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, crm: CrmResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    crm: CrmResource,
+    privacy: PrivacyResource,
 ):
     engine = crm.engine()
     try:
         with warehouse.connect() as con:
+            privacy.install(con)  # to recognise rows of erased persons by their pseudonyms
             for key in sorted(context.selected_asset_keys, key=lambda k: k.to_user_string()):
                 entity = CRM_ENTITIES[key.path[-1].removeprefix("crm_")]
                 result = load_crm_table(
@@ -121,6 +133,7 @@ def raw_crm_tables(
                         **table_metadata(con, entity.raw_table),
                         "source_table": result.source_table,
                         "source_table_found": result.table_found,
+                        "suppressed_erased_persons": result.suppressed,
                         "missing_optional_columns": ", ".join(result.missing_optional_columns)
                         or "-",
                         "load_seconds": dg.MetadataValue.float(round(result.elapsed_seconds, 2)),

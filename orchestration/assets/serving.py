@@ -24,6 +24,7 @@ from orchestration.publish import (
 )
 from orchestration.resources import ServingResource, WarehouseResource
 
+PUBLISHED_SEGMENTS = dg.AssetKey(["serving", "published_segments"])
 # every table dbt builds in marts and every table the ml assets write is BI-facing
 PUBLISHED_SCHEMAS = ("marts", "ml")
 
@@ -48,7 +49,7 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
     """The publish asset, downstream of ``upstream`` (every model it must wait for)."""
 
     @dg.asset(
-        key=dg.AssetKey(["serving", "published_segments"]),
+        key=PUBLISHED_SEGMENTS,
         deps=list(upstream),
         group_name="serving",
         kinds={"duckdb", "parquet", "postgres"},

@@ -9,7 +9,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from orchestration.assets.ingestion import OWNER
 from orchestration.dbt import dbt_project
 from orchestration.metadata import table_metadata
-from orchestration.resources import AsOfResource, WarehouseResource
+from orchestration.resources import AsOfResource, PrivacyResource, WarehouseResource
 from orchestration.settings import export_for_dbt
 
 STAGED_EVENTS = dg.AssetKey(["staging", "stg_clickstream__events"])
@@ -37,8 +37,11 @@ def dbt_models(
     dbt: DbtCliResource,
     warehouse: WarehouseResource,
     as_of: AsOfResource,
+    privacy: PrivacyResource,
 ):
     """Build (run + test) the selected dbt models at the run's as_of."""
+    with warehouse.connect() as con:  # staging pseudonymizes identifiers with the secret key
+        privacy.install(con)
     # The warehouse resource and the run's as_of are the one source of what dbt reads from the
     # environment: profiles.yml the path and memory limit, the as_of macro the as_of (not --vars,
     # whose change on every run would make dbt re-parse the whole project).

@@ -15,6 +15,8 @@ import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
+from orchestration.privacy.erasure import suppression_condition
+
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 100_000
@@ -82,6 +84,7 @@ class CrmLoadResult:
     missing_optional_columns: list[str]
     table_found: bool
     elapsed_seconds: float
+    suppressed: int = 0  # rows of erased persons, not loaded
 
 
 def _source_columns(inspector: sa.Inspector, table: str) -> dict[str, str] | None:
@@ -159,9 +162,20 @@ def load_crm_table(
                     )
                     con.unregister("_crm_chunk")
                     rows += len(chunk)
+        # rows of erased persons (privacy.suppressed_identifiers) are not loaded, only counted
+        identifiers = ["trim(customer_id)"]
+        if "email" in entity.columns:
+            identifiers.append("lower(trim(email))")
+        suppressed_if = suppression_condition(con, identifiers)
+        suppressed = 0
+        if suppressed_if:
+            suppressed = con.execute(
+                f"SELECT count(*) FROM _crm_chunk_target WHERE {suppressed_if}"
+            ).fetchone()[0]
         con.execute(
             f"""CREATE OR REPLACE TABLE {entity.raw_table} AS
-            SELECT *, now() AS _loaded_at, ? AS _load_id FROM _crm_chunk_target""",
+            SELECT *, now() AS _loaded_at, ? AS _load_id FROM _crm_chunk_target
+            WHERE NOT ({suppressed_if or "false"})""",
             [load_id],
         )
         con.execute("DROP TABLE _crm_chunk_target")
@@ -171,13 +185,19 @@ def load_crm_table(
         raise
     elapsed = time.perf_counter() - started
     log.info(
-        "loaded %d rows from CRM %s into %s in %.1fs", rows, source_table, entity.raw_table, elapsed
+        "loaded %d rows from CRM %s into %s in %.1fs (%d of erased persons suppressed)",
+        rows - suppressed,
+        source_table,
+        entity.raw_table,
+        elapsed,
+        suppressed,
     )
     return CrmLoadResult(
         entity=entity.name,
         source_table=source_table,
         raw_table=entity.raw_table,
-        rows=rows,
+        rows=rows - suppressed,
+        suppressed=suppressed,
         missing_optional_columns=missing_optional,
         table_found=bool(columns),
         elapsed_seconds=elapsed,

@@ -2,12 +2,14 @@
 
 Everything happens inside DuckDB with its own readers; Python only lists files and hashes them.
 
-Accounting, per file: ``landed = loaded + rejected + duplicate``.
+Accounting, per file: ``landed = loaded + rejected + duplicate + suppressed``.
 - landed: non-blank lines of a JSONL file (blank lines are not events), rows of a Parquet file;
 - rejected: rows that break the raw event contract, kept in ``raw.rejected_events`` with the
   original payload and a reason (see ``REJECT_REASONS``);
 - duplicate: valid rows whose ``event_id`` is already in ``raw.events`` or appears earlier in the
   same batch (first occurrence by file name, then payload, wins);
+- suppressed: rows whose user id or anonymous id belongs to an erased person
+  (``privacy.suppressed_identifiers``): counted, never stored;
 - loaded: the rest, inserted into ``raw.events``.
 
 Idempotency: a file whose content (SHA-256) was loaded before is skipped, whatever its name; a
@@ -26,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+
+from orchestration.privacy.erasure import suppression_condition
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,8 @@ CREATE TABLE IF NOT EXISTS raw.event_load_audit (
     duplicate BIGINT NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL
 );
+-- rows of erased persons (privacy.suppressed_identifiers): counted, never stored
+ALTER TABLE raw.event_load_audit ADD COLUMN IF NOT EXISTS suppressed BIGINT DEFAULT 0;
 """
 
 
@@ -120,6 +126,7 @@ class FileLoadResult:
     rejected: int
     duplicate: int
     reasons: dict[str, int]
+    suppressed: int = 0
 
 
 @dataclass(frozen=True)
@@ -310,14 +317,18 @@ def load_event_files(
     con.execute("BEGIN TRANSACTION")
     try:
         rows = []
+        # events of erased persons are dropped and counted (None: the suppression list is empty)
+        suppressed_if = suppression_condition(con, ["user_id", "anonymous_id"])
         chunks = list(_chunks(to_load))
         for number, chunk in enumerate(chunks, 1):
             if len(chunks) > 1:
                 log.info("chunk %d/%d: %d file(s)", number, len(chunks), len(chunk))
-            rows.extend(_load_chunk(con, chunk, started, load_id))
+            rows.extend(_load_chunk(con, chunk, started, load_id, suppressed_if))
         results = _file_results(to_load, rows)
         con.executemany(
-            "INSERT INTO raw.event_load_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO raw.event_load_audit (load_id, file_path, file_name, file_format, "
+            "file_size, file_mtime_ns, file_sha256, landed, loaded, rejected, duplicate, "
+            "loaded_at, suppressed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 [
                     load_id,
@@ -332,6 +343,7 @@ def load_event_files(
                     r.rejected,
                     r.duplicate,
                     started,
+                    r.suppressed,
                 ]
                 for (f, sha), r in zip(to_load, results, strict=True)
             ],
@@ -380,6 +392,7 @@ def _load_chunk(
     chunk: list[tuple[LandingFile, str]],
     started: datetime,
     load_id: str,
+    suppressed_if: str | None = None,
 ) -> list[tuple]:
     """Validate, deduplicate (against raw.events, earlier chunks included) and insert one chunk;
     returns its (file, outcome, reason, rows) counts."""
@@ -394,7 +407,7 @@ def _load_chunk(
         WITH valid AS (
             SELECT *, row_number() OVER (
                 PARTITION BY event_id ORDER BY _source_file, line_hash) AS occurrence
-            FROM _validated WHERE reject_reason IS NULL
+            FROM _validated WHERE reject_reason IS NULL AND NOT ({suppressed})
         ),
         seen AS (
             SELECT DISTINCT e.event_id FROM raw.events AS e
@@ -405,8 +418,11 @@ def _load_chunk(
                     THEN 'duplicate' ELSE 'loaded' END AS outcome
         FROM valid AS v LEFT JOIN seen AS s ON v.event_id = s.event_id
         UNION ALL BY NAME
-        SELECT *, 'rejected' AS outcome FROM _validated WHERE reject_reason IS NOT NULL
-        """
+        SELECT *, 'rejected' AS outcome FROM _validated
+        WHERE reject_reason IS NOT NULL AND NOT ({suppressed})
+        UNION ALL BY NAME
+        SELECT *, 'suppressed' AS outcome FROM _validated WHERE {suppressed}
+        """.format(suppressed=suppressed_if or "false")
     )
     con.execute(
         f"""INSERT INTO raw.events
@@ -435,13 +451,13 @@ def _file_results(
 ) -> list[FileLoadResult]:
     results = []
     for landing_file, _ in to_load:
-        counts = {"loaded": 0, "rejected": 0, "duplicate": 0}
+        counts = {"loaded": 0, "rejected": 0, "duplicate": 0, "suppressed": 0}
         reasons: dict[str, int] = {}
         for source_file, outcome, reason, count in rows:
             if source_file != str(landing_file.path):
                 continue
             counts[outcome] += count
-            if reason:
+            if reason and outcome == "rejected":
                 reasons[reason] = reasons.get(reason, 0) + count
         results.append(
             FileLoadResult(

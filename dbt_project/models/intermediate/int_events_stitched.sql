@@ -126,15 +126,10 @@ stitched as (
         events.category,
         events.currency,
         events.device_type,
-        -- only the properties models use: free-form properties may hold personal data
-        case
-            when events.event_type = 'filter_applied'
-                then json_extract_string(events.properties, '$.filter')
-        end as filter_name,
-        case
-            when events.event_type = 'purchase'
-                then json_extract_string(events.properties, '$.discount_code')
-        end as discount_code,
+        events.filter_name,
+        events.discount_code,
+        events.consent_purpose,
+        events.consent_is_granted,
 
         -- numerics (money as decimals: sums are exact and independent of order)
         cast(events.price as decimal(18, 2)) as price,

@@ -1,4 +1,5 @@
-{#- One row per person with every behavioural feature, as of var('as_of'). Only events, sessions,
+{#- One row per person who consents to analytics (marts/person_consents) with every behavioural
+    feature, as of var('as_of'). Only events, sessions,
     orders and customers at or before as_of count. Counts are 0 when there is nothing to count;
     rates and averages are null when their denominator is 0. -#}
 
@@ -9,6 +10,14 @@ with
 identifiers as (
 
     select * from {{ ref('int_identifiers_stitched') }}
+
+),
+
+profiled_persons as (
+
+    -- only persons who consent to analytics are profiled
+    select person_id from {{ ref('person_consents') }}
+    where has_analytics_consent
 
 ),
 
@@ -44,6 +53,7 @@ persons as (
         count(case when identifier_type = 'anonymous_id' then 1 end) as anonymous_ids,
         count(case when identifier_type = 'user_id' then 1 end) as user_ids
     from identifiers
+    where person_id in (select person_id from profiled_persons)
     group by person_id
 
 ),

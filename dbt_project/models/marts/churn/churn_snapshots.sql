@@ -18,22 +18,32 @@
 
 with
 
+profiled_persons as (
+
+    -- only persons who consent to analytics now are trained on and scored
+    select person_id from {{ ref('person_consents') }}
+    where has_analytics_consent
+
+),
+
 events as (
 
     select * from {{ ref('int_events_stitched') }}
+    where person_id in (select person_id from profiled_persons)
 
 ),
 
 sessions as (
 
     select * from {{ ref('sessions') }}
-    where started_at <= {{ as_of }}
+    where started_at <= {{ as_of }} and person_id in (select person_id from profiled_persons)
 
 ),
 
 orders as (
 
     select * from {{ ref('int_orders_deduplicated') }}
+    where person_id in (select person_id from profiled_persons)
 
 ),
 

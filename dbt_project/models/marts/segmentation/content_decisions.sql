@@ -1,6 +1,7 @@
 {#- Exactly one content variant per person, as of as_of, from seed content_decisions.
 
-    A rule fires for the persons holding its segment (an empty segment_key fires for everyone);
+    A rule fires for the persons holding its segment (an empty segment_key fires for everyone:
+    the default); segment rules fire only for persons with personalization consent;
     the firing rule with the lowest priority wins, ties broken by rule_id. Two rules that can
     fire for the same person at the same priority with different content make the build fail,
     naming both: they can, unless their segments are different segments of one exclusive group
@@ -30,6 +31,13 @@ memberships as (
 features as (
 
     select * from {{ ref('person_features') }}
+
+),
+
+personalizable_persons as (
+
+    select person_id from {{ ref('person_consents') }}
+    where has_personalization_consent
 
 ),
 
@@ -104,6 +112,8 @@ candidates as (
         rules.content_variant
     from memberships
     inner join rules on memberships.segment_key = rules.segment_key
+    -- segment-based content only with personalization consent; others get the default rules
+    where memberships.person_id in (select person_id from personalizable_persons)
 
 ),
 

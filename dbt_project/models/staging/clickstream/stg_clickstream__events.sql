@@ -1,18 +1,48 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+    )
+}}
+
+{#- Accepted events of humans, typed, identifiers pseudonymized, personal data removed.
+
+    Incremental: each run stages only the loads not staged yet (load_id), so the bot pattern
+    and the keyed hash cost once per event, not once per run. Erasure and raw-event retention
+    delete from this table together with raw.events. A change of the bot pattern needs
+    --full-refresh.
+-#}
+
 with
 
 source as (
 
     select * from {{ source('clickstream', 'events') }}
+    {% if is_incremental() %}
+    where _load_id not in (select distinct load_id from {{ this }})
+    {% endif %}
+
+),
+
+humans as (
+
+    -- bots are recognised by their user agent (var bot_user_agent_pattern); events without a
+    -- user agent (e.g. email opens) are kept
+    select * from source
+    where
+        user_agent is null
+        or not regexp_matches(user_agent, {{ quoted_literal(var('bot_user_agent_pattern')) }}, 'i')
 
 ),
 
 renamed as (
 
     select
-        -- ids
+        -- ids (person identifiers pseudonymized with the secret key)
         event_id,
-        anonymous_id,
-        user_id,
+        {{ pseudonymize('anonymous_id') }} as anonymous_id,
+        {{ pseudonymize('user_id') }} as user_id,
         product_id,
         order_id,
 
@@ -27,9 +57,23 @@ renamed as (
         category,
         upper(currency) as currency,
         lower(device_type) as device_type,
-        user_agent,
-        ip,
-        properties,
+        -- only the properties models use: free-form properties may hold personal data
+        case
+            when lower(event_type) = 'filter_applied'
+                then json_extract_string(properties, '$.filter')
+        end as filter_name,
+        case
+            when lower(event_type) = 'purchase'
+                then json_extract_string(properties, '$.discount_code')
+        end as discount_code,
+        case
+            when lower(event_type) = 'consent_updated'
+                then lower(trim(json_extract_string(properties, '$.purpose')))
+        end as consent_purpose,
+        case
+            when lower(event_type) = 'consent_updated'
+                then try_cast(json_extract_string(properties, '$.granted') as boolean)
+        end as consent_is_granted,
 
         -- numerics
         price,
@@ -45,19 +89,8 @@ renamed as (
         _load_id as load_id,
         {{ to_utc_timestamp('_loaded_at') }} as loaded_at
 
-    from source
-
-),
-
-humans as (
-
-    -- bots are recognised by their user agent (var bot_user_agent_pattern); events without a
-    -- user agent (e.g. email opens) are kept
-    select * from renamed
-    where
-        user_agent is null
-        or not regexp_matches(user_agent, {{ quoted_literal(var('bot_user_agent_pattern')) }}, 'i')
+    from humans
 
 )
 
-select * from humans
+select * from renamed

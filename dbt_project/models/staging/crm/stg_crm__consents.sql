@@ -9,7 +9,7 @@ source as (
 renamed as (
 
     select
-        trim(customer_id) as customer_id,
+        {{ pseudonymize('trim(customer_id)') }} as customer_id,
         lower(trim(purpose)) as purpose,
         try_cast(granted as boolean) as is_granted,
         {{ to_utc_timestamp('updated_at') }} as updated_at

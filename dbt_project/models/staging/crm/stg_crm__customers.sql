@@ -9,14 +9,9 @@ source as (
 renamed as (
 
     select
-        -- ids
-        trim(customer_id) as customer_id,
-
-        -- personal data (stops at staging)
-        lower(trim(email)) as email,
-        first_name,
-        last_name,
-        phone,
+        -- ids (pseudonymized with the secret key; email, names and phone are not staged:
+        -- nothing downstream needs them, erasure finds a person by email in raw)
+        {{ pseudonymize('trim(customer_id)') }} as customer_id,
 
         -- attributes
         upper(country) as country,

@@ -11,7 +11,7 @@ renamed as (
     select
         -- ids
         trim(order_id) as order_id,
-        trim(customer_id) as customer_id,
+        {{ pseudonymize('trim(customer_id)') }} as customer_id,
 
         -- strings
         upper(currency) as currency,

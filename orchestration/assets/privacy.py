@@ -1,0 +1,236 @@
+"""Privacy (group ``privacy``): raw-event retention and the erasure job.
+
+Consent and pseudonymization are part of the dbt models (marts/person_consents, the staging
+models); the pieces here need Python: deleting old raw events on schedule, and erasing a person
+from every layer on request (orchestration/privacy/erasure.py).
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from orchestration.assets.ingestion import OWNER, RAW_EVENTS
+from orchestration.assets.ml import PERSON_CLUSTERS, PERSON_FEATURES
+from orchestration.assets.serving import PUBLISHED_SEGMENTS
+from orchestration.assets.transform import STAGED_EVENTS
+from orchestration.metadata import markdown_table
+from orchestration.privacy.erasure import ErasureRequestError, erase_person
+from orchestration.resources import (
+    AsOfResource,
+    PrivacyResource,
+    ServingResource,
+    WarehouseResource,
+)
+
+RAW_EVENTS_RETENTION = dg.AssetKey(["privacy", "raw_events_retention"])
+# raw tables that are assets of their own (the rest of raw is bookkeeping: rejected rows, audit)
+RAW_TABLE_ASSETS = ("events", "crm_customers", "crm_orders", "crm_consents")
+
+
+def _shrunk_table_materializations(
+    con, tables: list[str], reason: str
+) -> list[dg.AssetMaterialization]:
+    """A materialization with the new row count for every asset table that rows were deleted
+    from on purpose: the row-count checks of the next run compare with it, so an erasure or a
+    retention cut is not mistaken for data loss (raw.events may otherwise never shrink)."""
+    events = []
+    for table in sorted(set(tables)):
+        schema, _, name = table.partition(".")
+        if schema == "raw" and name not in RAW_TABLE_ASSETS:
+            continue
+        rows = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()[0]
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=dg.AssetKey([schema, name]),
+                description=f"rows deleted by {reason}",
+                metadata={"dagster/row_count": rows, "changed_by": reason},
+            )
+        )
+    return events
+
+
+# table -> timestamp column compared with the retention cutoff
+RETAINED_TABLES = {
+    "raw.events": "occurred_at",
+    "raw.rejected_events": "_loaded_at",
+    "staging.stg_clickstream__events": "occurred_at",
+}
+
+
+@dg.asset(
+    key=RAW_EVENTS_RETENTION,
+    # last in the nightly run: this run's checks and publish see the tables before the cut, the
+    # next run's row-count checks compare with the counts recorded after it
+    deps=[RAW_EVENTS, STAGED_EVENTS, PUBLISHED_SEGMENTS],
+    group_name="privacy",
+    kinds={"python", "duckdb"},
+    owners=[OWNER],
+    description=(
+        "Deletes raw events (and their staged copies and rejected rows) older than the retention "
+        "period (SEGWH_RAW_RETENTION_DAYS, default 730 days) before the run's as_of. Runs last "
+        "in the nightly full_build, after publishing. Pseudonymized, minimized history "
+        "downstream of staging (intermediate.int_events_stitched, sessions) is kept: features "
+        "keep their lifetime "
+        "values, but a full refresh can only rebuild what raw still holds."
+    ),
+)
+def raw_events_retention(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    privacy: PrivacyResource,
+    as_of: AsOfResource,
+) -> dg.MaterializeResult:
+    if privacy.raw_retention_days < 1:
+        raise ValueError(
+            f"SEGWH_RAW_RETENTION_DAYS must be at least 1, got {privacy.raw_retention_days}"
+        )
+    cutoff = as_of.resolve(context) - timedelta(days=privacy.raw_retention_days)
+    deleted: dict[str, int] = {}
+    with warehouse.connect() as con:
+        existing = {
+            f"{schema}.{table}"
+            for schema, table in con.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() "
+                "WHERE database_name = current_database()"
+            ).fetchall()
+        }
+        con.execute("BEGIN TRANSACTION")
+        for table, column in RETAINED_TABLES.items():
+            if table not in existing:
+                continue
+            condition = f"{column} < ?::TIMESTAMPTZ"
+            if table.startswith("staging."):  # staged timestamps are naive UTC
+                condition = f"{column} < timezone('UTC', ?::TIMESTAMPTZ)"
+            deleted[table] = con.execute(
+                f"SELECT count(*) FROM {table} WHERE {condition}", [cutoff]
+            ).fetchone()[0]
+            con.execute(f"DELETE FROM {table} WHERE {condition}", [cutoff])
+        con.execute("COMMIT")
+        for event in _shrunk_table_materializations(
+            con, [t for t, n in deleted.items() if n], "raw-event retention"
+        ):
+            context.log_event(event)
+    context.log.info("retention cutoff %s: deleted %s", cutoff.isoformat(), deleted)
+    return dg.MaterializeResult(
+        metadata={
+            "retention_days": privacy.raw_retention_days,
+            "cutoff": cutoff.isoformat(),
+            "rows_deleted": markdown_table(
+                [{"table": table, "rows": rows} for table, rows in deleted.items()]
+            ),
+            "dagster/row_count": sum(deleted.values()),
+        }
+    )
+
+
+class ErasureRequestConfig(dg.Config):
+    """Exactly one of customer_id or email."""
+
+    customer_id: str = Field(default="", description="CRM customer id of the person to erase.")
+    email: str = Field(default="", description="Email of the person to erase (case-insensitive).")
+
+
+# the op of job erase_person (run config: ops.erasure.config.customer_id / .email)
+ERASURE_OP = "erasure"
+
+
+@dg.op(
+    name=ERASURE_OP,
+    description=(
+        "Removes every trace of one customer (by customer id or email) from raw, rejected, "
+        "staging, intermediate, marts, ML outputs and churn training snapshots, and from the "
+        "published DuckDB, Parquet and PostgreSQL outputs; adds their pseudonyms to the "
+        "suppression list so later loads do not bring them back; records the request in "
+        "privacy.erasure_requests (no personal data)."
+    ),
+)
+def erase_person_op(
+    context: dg.OpExecutionContext,
+    config: ErasureRequestConfig,
+    warehouse: WarehouseResource,
+    privacy: PrivacyResource,
+    serving: ServingResource,
+) -> None:
+    customer_id, email = config.customer_id.strip(), config.email.strip()
+    if bool(customer_id) == bool(email):
+        raise ErasureRequestError("configure exactly one of customer_id or email")
+    with warehouse.connect() as con:
+        privacy.install(con)
+        report = erase_person(
+            con,
+            privacy.key(),
+            serving.folder,
+            customer_id=customer_id or None,
+            email=email or None,
+            postgres_url=serving.postgres_url,
+            postgres_schema=serving.postgres_schema,
+        )
+        warehouse_tables = [t for t, n in report.rows_removed.items() if n and ":" not in t]
+        for event in _shrunk_table_materializations(con, warehouse_tables, "erasure"):
+            context.log_event(event)
+    if not report.customers_found:
+        context.log.warning(
+            "erasure %s: no customer in the raw layer matches the %s (derived rows were still "
+            "searched by pseudonym); the %s is suppressed for later loads",
+            report.request_id,
+            report.subject_type,
+            report.subject_type,
+        )
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=dg.AssetKey(["privacy", "erasure_requests"]),
+            metadata={
+                "request_id": report.request_id,
+                "subject_pseudonym": report.subject_pseudonym,
+                "customers_found": report.customers_found,
+                "rows_removed": report.total_rows_removed,
+                "per_table": markdown_table(
+                    [{"table": t, "rows": n} for t, n in sorted(report.rows_removed.items()) if n]
+                ),
+            },
+        )
+    )
+
+
+@dg.job(
+    name="erase_person",
+    description=(
+        "Right to be forgotten: run with config ops.erasure.config.customer_id (or .email). "
+        "The CLI does the same: `segwh erase --customer-id ...` / `--email ...`."
+    ),
+)
+def erase_person_job():
+    erase_person_op()
+
+
+CONSENT_WITHDRAWALS_APPLIED = dg.AssetKey(["privacy", "consent_withdrawals_applied"])
+
+
+@dg.asset(
+    key=CONSENT_WITHDRAWALS_APPLIED,
+    deps=[PERSON_FEATURES, PERSON_CLUSTERS],
+    group_name="privacy",
+    kinds={"python", "duckdb"},
+    owners=[OWNER],
+    description=(
+        "Removes from ml.person_clusters every person who is no longer profiled (not in "
+        "marts.person_features: analytics consent withdrawn since the last clustering). Sensor "
+        "runs do not re-cluster, so without this a withdrawal would wait for the nightly run; "
+        "churn scores and segments are recomputed from person_features in every run."
+    ),
+)
+def consent_withdrawals_applied(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    removed = 0
+    with warehouse.connect() as con:
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'ml' AND table_name = 'person_clusters'"
+        ).fetchone()[0]
+        if exists:
+            condition = "person_id NOT IN (SELECT person_id FROM marts.person_features)"
+            removed = con.execute(
+                f"SELECT count(*) FROM ml.person_clusters WHERE {condition}"
+            ).fetchone()[0]
+            con.execute(f"DELETE FROM ml.person_clusters WHERE {condition}")
+    return dg.MaterializeResult(metadata={"cluster_rows_removed": removed})

@@ -1,0 +1,548 @@
+"""Privacy: keyed pseudonyms, consent, minimization (a scan for planted personal values),
+erasure with suppression, and raw-event retention, on a real Dagster run of the whole graph
+with every published output (DuckDB file, Parquet, PostgreSQL on loopback)."""
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import shutil
+import sqlite3
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from orchestration.assets.privacy import ERASURE_OP
+from orchestration.definitions import build_definitions
+from orchestration.ingestion.events import discover_files, load_event_files
+from orchestration.privacy import pseudonyms
+from orchestration.privacy.pseudonyms import PseudonymizationKeyError
+from orchestration.settings import Settings
+from orchestration.warehouse import connect
+from sample_data import DEFAULT_AS_OF
+
+pytestmark = pytest.mark.integration
+
+TEST_KEY = pseudonyms.key_from_environment()  # conftest sets the test suite's key
+
+# Schemas allowed to hold raw identifiers and personal data: only raw (ingested as delivered).
+RAW_SCHEMAS = ("raw",)
+
+
+# --- pseudonyms -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [b"k" * 32, b"a-very-long-key-" * 8])  # short and > block size
+def test_the_warehouse_macro_is_hmac_sha256_of_python(key):
+    con = duckdb.connect()
+    pseudonyms.install(con, key)
+    values = ["C000123", "anon-9f8e", "ü-ñ", ""]
+    got = [con.execute("SELECT segwh_pseudonymize(?)", [v]).fetchone()[0] for v in values]
+    expected = [hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:32] for v in values]
+    assert got == expected == [pseudonyms.pseudonym(v, key) for v in values]
+    assert con.execute("SELECT segwh_pseudonymize(NULL::VARCHAR)").fetchone()[0] is None
+
+
+def test_a_missing_short_or_changed_key_is_refused_with_an_explanation(tmp_path):
+    with pytest.raises(PseudonymizationKeyError, match="SEGWH_PSEUDONYMIZATION_KEY is not set"):
+        pseudonyms.validated_key("")
+    with pytest.raises(PseudonymizationKeyError, match="at least 32"):
+        pseudonyms.validated_key("short")
+    with connect(tmp_path / "w.duckdb") as con:
+        pseudonyms.install(con, b"x" * 32)
+        pseudonyms.install(con, b"x" * 32)  # the same key again is fine
+        with pytest.raises(PseudonymizationKeyError, match="not the key this warehouse"):
+            pseudonyms.install(con, b"y" * 32)
+
+
+def test_the_code_location_with_the_privacy_job_and_assets_loads(tmp_path):
+    """What the webserver does on load (names of ops and jobs must not collide, ...)."""
+    settings = Settings(
+        data_dir=tmp_path,
+        landing_dir=tmp_path,
+        crm_url="sqlite://",
+        crm_customers_table="customers",
+        crm_orders_table="orders",
+        crm_consents_table="consents",
+        warehouse_path=tmp_path / "w.duckdb",
+        as_of="",
+    )
+    definitions = build_definitions(settings)
+    dg.Definitions.validate_loadable(definitions)
+    assert definitions.resolve_job_def("erase_person")
+    groups = {s.group_name for s in definitions.resolve_all_asset_specs()}
+    assert "privacy" in groups
+
+
+# --- the whole graph ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class World:
+    settings: Settings
+    instance: dg.DagsterInstance
+    sample: object
+    postgres_url: str
+
+    def run(self, job: str, run_config: dict | None = None):
+        definitions = build_definitions(self.settings)
+        result = definitions.resolve_job_def(job).execute_in_process(
+            instance=self.instance, run_config=run_config or {}, raise_on_error=False
+        )
+        failed_checks = [
+            (e.event_specific_data.check_name, e.event_specific_data.metadata)
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
+        ]
+        assert result.success, failed_checks
+        return result
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, small_sample, postgres_url):
+    root = tmp_path_factory.mktemp("privacy")
+    landing = root / "landing"  # a landing folder of its own: the tests add files
+    shutil.copytree(small_sample.landing_dir, landing)
+    crm = root / "crm.sqlite"
+    shutil.copy(small_sample.crm_path, crm)
+    settings = Settings(
+        data_dir=root,
+        landing_dir=landing,
+        crm_url=f"sqlite:///{crm}",
+        crm_customers_table="customers",
+        crm_orders_table="orders",
+        crm_consents_table="consents",
+        warehouse_path=root / "warehouse.duckdb",
+        as_of=DEFAULT_AS_OF.isoformat(),
+        serving_postgres_url=postgres_url,
+        serving_postgres_schema=f"privacy_{uuid.uuid4().hex[:8]}",
+    )
+    with dg.instance_for_test() as instance:
+        world = World(settings, instance, small_sample, postgres_url)
+        world.run("full_build")
+        yield world
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as pg:
+        pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{settings.serving_postgres_schema}" CASCADE')
+    engine.dispose()
+
+
+def _crm(world: World, sql: str, params=()) -> list[tuple]:
+    with sqlite3.connect(world.settings.crm_url.removeprefix("sqlite:///")) as con:
+        return con.execute(sql, params).fetchall()
+
+
+def _personal_values(world: World, where: str = "true", params=()) -> dict[str, set[str]]:
+    """Raw identifiers and personal data of the customers matching ``where`` (all by default):
+    CRM values and the anonymous ids, ips and user agents on their events."""
+    rows = _crm(
+        world,
+        f"SELECT customer_id, email, first_name || ' ' || last_name, phone FROM customers "
+        f"WHERE {where}",
+        params,
+    )
+    values = {
+        "customer_id": {r[0] for r in rows},
+        "email": {r[1] for r in rows if r[1]},
+        "full_name": {r[2] for r in rows if r[2]},
+        "phone": {r[3] for r in rows if r[3]},
+    }
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        con.execute("CREATE TEMP TABLE ids (v VARCHAR)")
+        con.executemany("INSERT INTO ids VALUES (?)", [[v] for v in values["customer_id"]])
+        devices = con.execute(
+            "SELECT DISTINCT anonymous_id, ip, user_agent FROM raw.events "
+            "WHERE user_id IN (SELECT v FROM ids) OR "
+            "anonymous_id IN (SELECT anonymous_id FROM raw.events WHERE user_id IN "
+            "(SELECT v FROM ids))"
+        ).fetchall()
+    values["anonymous_id"] = {d[0] for d in devices if d[0]}
+    values["ip"] = {d[1] for d in devices if d[1]}
+    return values
+
+
+def _string_columns(con, database: str) -> list[tuple[str, str, str]]:
+    return con.execute(
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+        "WHERE database_name = ? AND data_type IN ('VARCHAR', 'JSON') ORDER BY ALL",
+        [database],
+    ).fetchall()
+
+
+def _scan_duckdb(con, database: str, values: set[str], skip_schemas=RAW_SCHEMAS) -> list[str]:
+    """Every column of every table and view of ``database`` holding one of ``values``
+    (whole value, or inside a JSON / free text column)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE planted (v VARCHAR)")
+    con.executemany("INSERT INTO planted VALUES (?)", [[v] for v in values])
+    found = []
+    for schema, table, column in _string_columns(con, database):
+        if schema in skip_schemas or (database, schema) == ("temp", "main"):
+            continue
+        hits = con.execute(
+            f'SELECT count(*) FROM {database}."{schema}"."{table}" t '
+            f'WHERE "{column}"::VARCHAR IN (SELECT v FROM planted) '
+            f"OR (\"{column}\"::VARCHAR LIKE '%@%' AND EXISTS (SELECT 1 FROM planted "
+            f"WHERE contains(t.\"{column}\"::VARCHAR, planted.v) AND planted.v LIKE '%@%'))"
+        ).fetchone()[0]
+        if hits:
+            found.append(f"{database}.{schema}.{table}.{column}: {hits}")
+    return found
+
+
+def _scan_everything(world: World, values: set[str], skip_schemas=RAW_SCHEMAS) -> list[str]:
+    """The warehouse, the published DuckDB file, the current Parquet files and PostgreSQL."""
+    serving = world.settings.resolved_serving_dir
+    found = []
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        found += _scan_duckdb(
+            con, con.execute("SELECT current_database()").fetchone()[0], values, skip_schemas
+        )
+        con.execute(f"ATTACH '{serving / 'segments.duckdb'}' AS published (READ_ONLY)")
+        found += _scan_duckdb(con, "published", values, ())
+        for path in sorted((serving / "parquet").glob("*/*.parquet")):
+            con.execute(f"CREATE OR REPLACE TEMP VIEW pq AS SELECT * FROM '{path}'")
+            for (column,) in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'pq' "
+                "AND data_type = 'VARCHAR'"
+            ).fetchall():
+                hits = con.execute(
+                    f'SELECT count(*) FROM pq WHERE "{column}" IN (SELECT v FROM planted)'
+                ).fetchone()[0]
+                if hits:
+                    found.append(f"{path}:{column}: {hits}")
+    engine = sa.create_engine(world.postgres_url)
+    schema = world.settings.serving_postgres_schema
+    with engine.connect() as pg:
+        columns = pg.execute(
+            sa.text(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = :s AND data_type IN ('text', 'jsonb')"
+            ),
+            {"s": schema},
+        ).fetchall()
+        for table, column in columns:
+            hits = pg.execute(
+                sa.text(
+                    f'SELECT count(*) FROM "{schema}"."{table}" WHERE "{column}"::text = ANY(:v)'
+                ),
+                {"v": sorted(values)},
+            ).scalar()
+            if hits:
+                found.append(f"postgres.{schema}.{table}.{column}: {hits}")
+    engine.dispose()
+    return found
+
+
+def test_no_identifier_or_personal_value_leaves_the_raw_layer(world):
+    planted = _personal_values(world)
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        planted["user_agent"] = {
+            r[0]
+            for r in con.execute("SELECT DISTINCT user_agent FROM raw.events").fetchall()
+            if r[0]
+        }
+        planted["ip"] |= {
+            r[0] for r in con.execute("SELECT DISTINCT ip FROM raw.events").fetchall() if r[0]
+        }
+        planted["anonymous_id"] |= {
+            r[0]
+            for r in con.execute("SELECT DISTINCT anonymous_id FROM raw.events").fetchall()
+            if r[0]
+        }
+    assert all(len(v) > 10 for v in planted.values()), {k: len(v) for k, v in planted.items()}
+    values = set().union(*planted.values())
+    # the scan finds what is there: raw holds every planted value
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        assert _scan_duckdb(con, "warehouse", values, skip_schemas=())
+
+    assert _scan_everything(world, values) == []
+    # identifiers do reach the marts, as keyed pseudonyms
+    customer = sorted(planted["customer_id"])[0]
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        assert (
+            con.execute(
+                "SELECT count(*) FROM intermediate.int_identifiers_stitched WHERE identifier = ?",
+                [pseudonyms.pseudonym(customer, TEST_KEY)],
+            ).fetchone()[0]
+            == 1
+        )
+
+
+def test_persons_without_consent_are_not_profiled_nor_personalized(world):
+    no_analytics = _crm(
+        world, "SELECT customer_id FROM consents WHERE purpose = 'analytics' AND NOT granted"
+    )
+    no_personalization = _crm(
+        world,
+        "SELECT c.customer_id FROM consents c JOIN consents a USING (customer_id) WHERE "
+        "c.purpose = 'personalization' AND NOT c.granted AND a.purpose = 'analytics' "
+        "AND a.granted",
+    )
+    assert no_analytics and no_personalization
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        con.execute("CREATE TEMP TABLE ids (v VARCHAR, analytics BOOLEAN)")
+        con.executemany(
+            "INSERT INTO ids VALUES (segwh_pseudonymize(?), ?)",
+            [[c, False] for (c,) in no_analytics] + [[c, True] for (c,) in no_personalization],
+        )
+        person = (
+            "SELECT person_id FROM intermediate.int_identifiers_stitched i JOIN ids "
+            "ON i.identifier = ids.v AND i.identifier_type = 'user_id' WHERE ids.analytics = {}"
+        )
+        unprofiled = person.format("false")
+        for table in (
+            "marts.person_features",
+            "marts.person_segments",
+            "marts.person_rfm_scores",
+            "marts.content_decisions",
+            "marts.churn_snapshots",
+            "ml.churn_scores",
+            "ml.person_clusters",
+        ):
+            assert (
+                con.execute(
+                    f"SELECT count(*) FROM {table} WHERE person_id IN ({unprofiled})"
+                ).fetchone()[0]
+                == 0
+            ), table
+        # ... while their sessions are kept (site analytics in aggregate), not profiled
+        assert (
+            con.execute(
+                f"SELECT count(*) FROM marts.sessions WHERE person_id IN ({unprofiled})"
+            ).fetchone()[0]
+            > 0
+        )
+        personalizable_not = person.format("true")
+        decisions = con.execute(
+            "SELECT decision_segment_key IS NULL, count(*) FROM marts.content_decisions "
+            f"WHERE person_id IN ({personalizable_not}) GROUP BY 1"
+        ).fetchall()
+        assert dict(decisions) == {True: dict(decisions)[True]}  # the default rules only
+        segmented = con.execute(
+            f"SELECT count(*) FROM marts.person_segments WHERE person_id IN ({personalizable_not})"
+        ).fetchone()[0]
+        assert segmented > 0  # they are profiled, so a segment could have been used
+
+
+def _events_file(path: Path, events: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(world):
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        customer_pseudonym, person_id = con.execute(
+            "SELECT f.customer_id, f.person_id FROM marts.person_features f "
+            "JOIN ml.person_clusters USING (person_id) JOIN ml.churn_scores USING (person_id) "
+            "WHERE f.customer_id IS NOT NULL ORDER BY f.events DESC LIMIT 1"
+        ).fetchone()
+    (customer,) = [
+        c
+        for (c,) in _crm(world, "SELECT customer_id FROM customers")
+        if pseudonyms.pseudonym(c, TEST_KEY) == customer_pseudonym
+    ]
+    new_file = _events_file(
+        world.settings.landing_dir / "consent-withdrawal.jsonl",
+        [
+            {
+                "event_id": f"consent-{uuid.uuid4().hex}",
+                "event_type": "consent_updated",
+                "occurred_at": "2026-10-31T12:00:00Z",
+                "user_id": customer,
+                "properties": {"purpose": "analytics", "granted": False},
+            }
+        ],
+    )
+    world.run(
+        "incremental_update",
+        {"ops": {"raw__events": {"config": {"files": [str(new_file)]}}}},
+    )
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        assert con.execute(
+            "SELECT has_analytics_consent, analytics_stated_at FROM marts.person_consents "
+            "WHERE person_id = ?",
+            [person_id],
+        ).fetchone() == (
+            False,
+            duckdb.execute("SELECT TIMESTAMP '2026-10-31 12:00:00'").fetchone()[0],
+        )
+        for table in (
+            "marts.person_features",
+            "ml.churn_scores",
+            "ml.person_clusters",
+            "marts.person_segments",
+            "marts.content_decisions",
+        ):
+            assert (
+                con.execute(
+                    f"SELECT count(*) FROM {table} WHERE person_id = ?", [person_id]
+                ).fetchone()[0]
+                == 0
+            ), table
+    published = world.settings.resolved_serving_dir / "segments.duckdb"
+    with duckdb.connect(str(published), read_only=True) as con:
+        for table in ("person_features", "person_clusters", "churn_scores", "person_segments"):
+            assert (
+                con.execute(
+                    f"SELECT count(*) FROM {table} WHERE person_id = ?", [person_id]
+                ).fetchone()[0]
+                == 0
+            ), table
+
+
+def test_erasure_removes_every_trace_and_later_loads_do_not_bring_the_person_back(world):
+    # a customer with events, orders and consents, erased by email
+    (customer, email) = _crm(
+        world,
+        "SELECT c.customer_id, c.email FROM customers c JOIN orders o USING (customer_id) "
+        "JOIN consents k USING (customer_id) WHERE k.purpose = 'analytics' AND k.granted "
+        "AND c.email IS NOT NULL AND c.phone IS NOT NULL "
+        "GROUP BY c.customer_id, c.email ORDER BY count(DISTINCT o.order_id) DESC, 1 LIMIT 1",
+    )[0]
+    values = _personal_values(world, "customer_id = ?", [customer])
+    assert values["anonymous_id"], "the chosen customer has web events"
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        events_before = con.execute(
+            "SELECT * FROM raw.events WHERE user_id = ? OR anonymous_id IN ?",
+            [customer, sorted(values["anonymous_id"])],
+        ).df()
+        person_ids = {
+            r[0]
+            for r in con.execute(
+                "SELECT person_id FROM intermediate.int_identifiers_stitched WHERE identifier IN ?",
+                [
+                    [
+                        pseudonyms.pseudonym(v, TEST_KEY)
+                        for v in values["customer_id"] | values["anonymous_id"]
+                    ]
+                ],
+            ).fetchall()
+        }
+    assert len(events_before) > 0 and person_ids
+    identifiers = (
+        values["customer_id"]
+        | values["email"]
+        | values["phone"]
+        | values["anonymous_id"]
+        | {
+            pseudonyms.pseudonym(v, TEST_KEY)
+            for v in values["customer_id"] | values["anonymous_id"]
+        }
+        | person_ids
+    )
+    assert _scan_everything(world, identifiers, skip_schemas=())  # present before
+
+    result = world.run("erase_person", {"ops": {ERASURE_OP: {"config": {"email": email.upper()}}}})
+
+    # the suppression list (privacy schema) keeps keyed hashes, by design; nothing else does
+    assert _scan_everything(world, identifiers, skip_schemas=("privacy",)) == []
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        assert (
+            con.execute(
+                "SELECT count(*) FROM raw.crm_customers WHERE first_name || ' ' || last_name = ? "
+                "AND phone = ?",
+                [next(iter(values["full_name"])), next(iter(values["phone"]))],
+            ).fetchone()[0]
+            == 0
+        )
+        (audit,) = con.execute("SELECT * FROM privacy.erasure_requests").df().to_dict("records")
+    assert audit["subject_type"] == "email"
+    assert audit["subject_pseudonym"] == pseudonyms.pseudonym(email.lower(), TEST_KEY)
+    removed = json.loads(audit["rows_removed"])
+    assert removed["raw.events"] == len(events_before)
+    assert removed["raw.crm_customers"] == 1 and removed.get("marts.person_features"), removed
+    assert removed.get("duckdb:person_features") and removed.get("parquet:person_features.parquet")
+    assert any(k.startswith("postgres:") for k in removed)
+    audit_text = json.dumps(audit, default=str)
+    assert not any(v in audit_text for v in values["customer_id"] | values["email"])
+    (observation,) = [
+        e.event_specific_data.asset_observation.metadata
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert observation["customers_found"].value == 1
+    assert observation["rows_removed"].value == sum(removed.values())
+
+    # later loads: a re-delivery of the person's events and the unchanged CRM export
+    redelivered = _events_file(
+        world.settings.landing_dir / "redelivered.jsonl",
+        [
+            {
+                k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in row.items()
+                if k in ("event_id", "event_type", "occurred_at", "anonymous_id", "user_id")
+                and v is not None
+            }
+            for row in events_before.to_dict("records")
+        ],
+    )
+    with connect(world.settings.warehouse_path) as con:
+        pseudonyms.install(con, TEST_KEY)
+        report = load_event_files(
+            con, [f for f in discover_files(world.settings.landing_dir) if f.path == redelivered]
+        )
+        audit_row = con.execute(
+            "SELECT landed, loaded, suppressed FROM raw.event_load_audit WHERE file_name = ?",
+            [redelivered.name],
+        ).fetchone()
+    assert report.total("suppressed") == len(events_before) == audit_row[2]
+    assert report.total("loaded") == 0 and audit_row[:2] == (len(events_before), 0)
+    world.run("full_build")
+    assert _scan_everything(world, identifiers, skip_schemas=("privacy",)) == []
+
+    # a request for an unknown customer removes nothing and is recorded all the same
+    world.run("erase_person", {"ops": {ERASURE_OP: {"config": {"customer_id": "NO-SUCH-ID"}}}})
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        assert con.execute(
+            "SELECT count(*), max(rows_removed::VARCHAR) FILTER (WHERE requested_at = "
+            "(SELECT max(requested_at) FROM privacy.erasure_requests)) "
+            "FROM privacy.erasure_requests"
+        ).fetchone() == (2, "{}")
+
+
+def test_retention_deletes_raw_events_older_than_the_period(world):
+    as_of = DEFAULT_AS_OF
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        older, newer, staged_older = (
+            con.execute(sql, [as_of]).fetchone()[0]
+            for sql in (
+                "SELECT count(*) FROM raw.events "
+                "WHERE occurred_at < ?::TIMESTAMPTZ - INTERVAL 30 DAY",
+                "SELECT count(*) FROM raw.events "
+                "WHERE occurred_at >= ?::TIMESTAMPTZ - INTERVAL 30 DAY",
+                "SELECT count(*) FROM staging.stg_clickstream__events "
+                "WHERE occurred_at < timezone('UTC', ?::TIMESTAMPTZ) - INTERVAL 30 DAY",
+            )
+        )
+        features_before = con.execute("SELECT count(*) FROM marts.person_features").fetchone()[0]
+    assert older > 0 and newer > 0 and staged_older > 0
+    short = dataclasses.replace(world.settings, raw_retention_days=30)
+    definitions = build_definitions(short)
+    job = definitions.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=world.instance,
+        asset_selection=[dg.AssetKey(["privacy", "raw_events_retention"])],
+    )
+    assert result.success
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        assert con.execute(
+            "SELECT count(*) FILTER (WHERE occurred_at < ?::TIMESTAMPTZ - INTERVAL 30 DAY), "
+            "count(*) FROM raw.events",
+            [as_of],
+        ).fetchone() == (0, newer)
+        assert (
+            con.execute(
+                "SELECT count(*) FROM staging.stg_clickstream__events "
+                "WHERE occurred_at < timezone('UTC', ?::TIMESTAMPTZ) - INTERVAL 30 DAY",
+                [as_of],
+            ).fetchone()[0]
+            == 0
+        )
+        # the pseudonymized history downstream of staging is kept
+        assert con.execute("SELECT count(*) FROM marts.person_features").fetchone()[0] == (
+            features_before
+        )
