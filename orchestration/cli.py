@@ -22,7 +22,7 @@ from orchestration.settings import PROJECT_DIR, Settings, load_settings
 
 log = logging.getLogger("segwh")
 
-SUMMARY_SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "serving")
+SUMMARY_SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "serving", "privacy")
 
 
 def _run(args: argparse.Namespace, settings: Settings, ops_config: dict | None = None) -> int:
