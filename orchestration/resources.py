@@ -15,7 +15,7 @@ from ml.config import ChurnConfig
 from ml.registry import ModelRegistry
 from orchestration import warehouse
 from orchestration.privacy import pseudonyms
-from orchestration.settings import parse_as_of
+from orchestration.settings import Settings, parse_as_of
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -125,7 +125,7 @@ class PrivacyResource(dg.ConfigurableResource):
         description="Secret key of the keyed hash (HMAC-SHA256) that pseudonymizes identifiers."
     )
     raw_retention_days: int = Field(
-        default=pseudonyms.DEFAULT_RAW_RETENTION_DAYS,
+        default=Settings.raw_retention_days,
         description="Raw and staged events older than this many days before as_of are deleted.",
     )
 

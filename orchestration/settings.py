@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestration.privacy.pseudonyms import DEFAULT_RAW_RETENTION_DAYS
 from orchestration.warehouse import DEFAULT_MEMORY_LIMIT
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -67,7 +66,7 @@ class Settings:
     sensor_interval_seconds: int = 900
     models_dir: Path | None = None  # None: <data_dir>/models
     churn_at_risk_threshold: float = 0.5
-    raw_retention_days: int = DEFAULT_RAW_RETENTION_DAYS
+    raw_retention_days: int = 730
 
     @property
     def resolved_models_dir(self) -> Path:
@@ -113,7 +112,7 @@ def load_settings() -> Settings:
             or Settings.churn_at_risk_threshold
         ),
         raw_retention_days=int(
-            os.environ.get("SEGWH_RAW_RETENTION_DAYS", "").strip() or DEFAULT_RAW_RETENTION_DAYS
+            os.environ.get("SEGWH_RAW_RETENTION_DAYS", "").strip() or Settings.raw_retention_days
         ),
     )
     export_for_dbt(str(settings.warehouse_path), settings.duckdb_memory_limit)

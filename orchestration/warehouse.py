@@ -35,6 +35,17 @@ def connect(
         con.close()
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """A base table ``schema.table`` exists in the connection's current database."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
 def table_row_counts(con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...]) -> dict[str, int]:
     """Exact row counts of every table (not view) in the given schemas, keyed ``schema.table``."""
     placeholders = ", ".join("?" for _ in schemas)

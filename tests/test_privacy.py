@@ -333,6 +333,12 @@ def _events_file(path: Path, events: list[dict]) -> Path:
     return path
 
 
+def _tables_holding(con, person_id: str, tables: list[str]) -> list[str]:
+    """Those of ``tables`` with a row of ``person_id``."""
+    sql = "SELECT count(*) FROM {} WHERE person_id = ?"
+    return [t for t in tables if con.execute(sql.format(t), [person_id]).fetchone()[0]]
+
+
 def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(world):
     with connect(world.settings.warehouse_path, read_only=True) as con:
         customer_pseudonym, person_id = con.execute(
@@ -370,28 +376,30 @@ def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(wor
             False,
             duckdb.execute("SELECT TIMESTAMP '2026-10-31 12:00:00'").fetchone()[0],
         )
-        for table in (
-            "marts.person_features",
-            "ml.churn_scores",
-            "ml.person_clusters",
-            "marts.person_segments",
-            "marts.content_decisions",
-        ):
-            assert (
-                con.execute(
-                    f"SELECT count(*) FROM {table} WHERE person_id = ?", [person_id]
-                ).fetchone()[0]
-                == 0
-            ), table
+        assert (
+            _tables_holding(
+                con,
+                person_id,
+                [
+                    "marts.person_features",
+                    "ml.churn_scores",
+                    "ml.person_clusters",
+                    "marts.person_segments",
+                    "marts.content_decisions",
+                ],
+            )
+            == []
+        )
     published = world.settings.resolved_serving_dir / "segments.duckdb"
     with duckdb.connect(str(published), read_only=True) as con:
-        for table in ("person_features", "person_clusters", "churn_scores", "person_segments"):
-            assert (
-                con.execute(
-                    f"SELECT count(*) FROM {table} WHERE person_id = ?", [person_id]
-                ).fetchone()[0]
-                == 0
-            ), table
+        assert (
+            _tables_holding(
+                con,
+                person_id,
+                ["person_features", "person_clusters", "churn_scores", "person_segments"],
+            )
+            == []
+        )
 
 
 def test_erasure_removes_every_trace_and_later_loads_do_not_bring_the_person_back(world):

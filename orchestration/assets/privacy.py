@@ -15,13 +15,14 @@ from orchestration.assets.ml import PERSON_CLUSTERS, PERSON_FEATURES
 from orchestration.assets.serving import PUBLISHED_SEGMENTS
 from orchestration.assets.transform import STAGED_EVENTS
 from orchestration.metadata import markdown_table
-from orchestration.privacy.erasure import ErasureRequestError, erase_person
+from orchestration.privacy.erasure import erase_person
 from orchestration.resources import (
     AsOfResource,
     PrivacyResource,
     ServingResource,
     WarehouseResource,
 )
+from orchestration.warehouse import table_exists
 
 RAW_EVENTS_RETENTION = dg.AssetKey(["privacy", "raw_events_retention"])
 # raw tables that are assets of their own (the rest of raw is bookkeeping: rejected rows, audit)
@@ -71,8 +72,7 @@ RETAINED_TABLES = {
         "period (SEGWH_RAW_RETENTION_DAYS, default 730 days) before the run's as_of. Runs last "
         "in the nightly full_build, after publishing. Pseudonymized, minimized history "
         "downstream of staging (intermediate.int_events_stitched, sessions) is kept: features "
-        "keep their lifetime "
-        "values, but a full refresh can only rebuild what raw still holds."
+        "keep their lifetime values, but a full refresh can only rebuild what raw still holds."
     ),
 )
 def raw_events_retention(
@@ -88,24 +88,16 @@ def raw_events_retention(
     cutoff = as_of.resolve(context) - timedelta(days=privacy.raw_retention_days)
     deleted: dict[str, int] = {}
     with warehouse.connect() as con:
-        existing = {
-            f"{schema}.{table}"
-            for schema, table in con.execute(
-                "SELECT schema_name, table_name FROM duckdb_tables() "
-                "WHERE database_name = current_database()"
-            ).fetchall()
-        }
         con.execute("BEGIN TRANSACTION")
         for table, column in RETAINED_TABLES.items():
-            if table not in existing:
+            if not table_exists(con, *table.split(".")):
                 continue
             condition = f"{column} < ?::TIMESTAMPTZ"
             if table.startswith("staging."):  # staged timestamps are naive UTC
                 condition = f"{column} < timezone('UTC', ?::TIMESTAMPTZ)"
             deleted[table] = con.execute(
-                f"SELECT count(*) FROM {table} WHERE {condition}", [cutoff]
+                f"DELETE FROM {table} WHERE {condition}", [cutoff]
             ).fetchone()[0]
-            con.execute(f"DELETE FROM {table} WHERE {condition}", [cutoff])
         con.execute("COMMIT")
         for event in _shrunk_table_materializations(
             con, [t for t, n in deleted.items() if n], "raw-event retention"
@@ -153,9 +145,7 @@ def erase_person_op(
     serving: ServingResource,
 ) -> None:
     customer_id, email = config.customer_id.strip(), config.email.strip()
-    if bool(customer_id) == bool(email):
-        raise ErasureRequestError("configure exactly one of customer_id or email")
-    with warehouse.connect() as con:
+    with warehouse.connect() as con:  # erase_person refuses a request without exactly one
         privacy.install(con)
         report = erase_person(
             con,
@@ -223,14 +213,9 @@ CONSENT_WITHDRAWALS_APPLIED = dg.AssetKey(["privacy", "consent_withdrawals_appli
 def consent_withdrawals_applied(warehouse: WarehouseResource) -> dg.MaterializeResult:
     removed = 0
     with warehouse.connect() as con:
-        exists = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = 'ml' AND table_name = 'person_clusters'"
-        ).fetchone()[0]
-        if exists:
-            condition = "person_id NOT IN (SELECT person_id FROM marts.person_features)"
+        if table_exists(con, "ml", "person_clusters"):
             removed = con.execute(
-                f"SELECT count(*) FROM ml.person_clusters WHERE {condition}"
+                "DELETE FROM ml.person_clusters "
+                "WHERE person_id NOT IN (SELECT person_id FROM marts.person_features)"
             ).fetchone()[0]
-            con.execute(f"DELETE FROM ml.person_clusters WHERE {condition}")
     return dg.MaterializeResult(metadata={"cluster_rows_removed": removed})

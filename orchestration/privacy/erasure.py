@@ -38,6 +38,7 @@ import sqlalchemy as sa
 
 from orchestration.privacy.pseudonyms import SQL_FUNCTION, pseudonym
 from orchestration.publish import CURRENT, PARQUET_DIR, PUBLISHED_DUCKDB
+from orchestration.warehouse import table_exists
 
 log = logging.getLogger(__name__)
 
@@ -121,21 +122,9 @@ def _delete(
     removed: dict,
     label: str | None = None,
 ) -> None:
-    count = con.execute(f"SELECT count(*) FROM {table} WHERE {predicate}").fetchone()[0]
-    if count:
-        con.execute(f"DELETE FROM {table} WHERE {predicate}")
+    count = con.execute(f"DELETE FROM {table} WHERE {predicate}").fetchone()[0]  # rows deleted
     label = label or table.replace('"', "")
     removed[label] = removed.get(label, 0) + count
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
 
 
 def _subject_identifiers(
@@ -152,13 +141,13 @@ def _subject_identifiers(
                     [normalized_email(email)],
                 ).fetchall()
             ]
-            if _table_exists(con, "raw", "crm_customers")
+            if table_exists(con, "raw", "crm_customers")
             else []
         )
     else:
         customers = [customer_id.strip()]
     anonymous = []
-    if customers and _table_exists(con, "raw", "events"):
+    if customers and table_exists(con, "raw", "events"):
         anonymous = [
             row[0]
             for row in con.execute(
@@ -171,7 +160,7 @@ def _subject_identifiers(
 
 
 def _known_customers(con: duckdb.DuckDBPyConnection, customers: list[str]) -> int:
-    """How many of ``customers`` the warehouse knows (CRM snapshot, events or stitched ids)."""
+    """How many of ``customers`` the raw layer knows (CRM snapshot or events)."""
     if not customers:
         return 0
     sources = [
@@ -180,7 +169,7 @@ def _known_customers(con: duckdb.DuckDBPyConnection, customers: list[str]) -> in
             ("raw", "crm_customers", "customer_id"),
             ("raw", "events", "user_id"),
         )
-        if _table_exists(con, schema, table)
+        if table_exists(con, schema, table)
     ]
     known = set()
     if sources:
@@ -224,12 +213,12 @@ def erase_in_warehouse(
             "CREATE OR REPLACE TEMP TABLE _erase_persons AS "
             "SELECT NULL::VARCHAR AS person_id WHERE false"
         )
-        if _table_exists(con, "intermediate", "int_identifiers_stitched"):
+        if table_exists(con, "intermediate", "int_identifiers_stitched"):
             persons_sql = """CREATE OR REPLACE TEMP TABLE _erase_persons AS
                 SELECT DISTINCT person_id FROM intermediate.int_identifiers_stitched
                 WHERE identifier IN (SELECT pseudonym FROM _erase_pseudonyms)"""
         con.execute(persons_sql)
-        _erase_raw(con, customers, anonymous, raw_ids, email, report.rows_removed)
+        _erase_raw(con, customers, anonymous, email, report.rows_removed)
         for schema, table, columns in _tables(con, _current_database(con), DERIVED_SCHEMAS):
             predicate = _person_predicate(columns)
             if predicate:
@@ -262,15 +251,15 @@ def _erase_raw(
     con: duckdb.DuckDBPyConnection,
     customers: list[str],
     anonymous: list[str],
-    raw_ids: list[str],
     email: str | None,
     removed: dict[str, int],
 ) -> None:
+    raw_ids = [*customers, *anonymous]
     if not raw_ids:
         return
     con.execute("CREATE OR REPLACE TEMP TABLE _erase_raw_ids (value VARCHAR)")
     con.executemany("INSERT INTO _erase_raw_ids VALUES (?)", [[v] for v in raw_ids])
-    if _table_exists(con, "raw", "events"):
+    if table_exists(con, "raw", "events"):
         _delete(
             con,
             "raw.events",
@@ -278,7 +267,7 @@ def _erase_raw(
             "OR anonymous_id IN (SELECT value FROM _erase_raw_ids)",
             removed,
         )
-    if _table_exists(con, "raw", "rejected_events"):
+    if table_exists(con, "raw", "rejected_events"):
         # a rejected payload is any text: match an identifier as a whole token
         tokens = [*raw_ids, *([normalized_email(email)] if email else [])]
         pattern = (
@@ -294,7 +283,7 @@ def _erase_raw(
             removed,
         )
     for entity in ("customers", "orders", "consents"):
-        if customers and _table_exists(con, "raw", f"crm_{entity}"):
+        if customers and table_exists(con, "raw", f"crm_{entity}"):
             _delete(
                 con,
                 f"raw.crm_{entity}",
