@@ -13,7 +13,6 @@ from pydantic import Field
 from orchestration.assets.ingestion import OWNER, RAW_EVENTS
 from orchestration.assets.ml import PERSON_CLUSTERS, PERSON_FEATURES
 from orchestration.assets.serving import PUBLISHED_SEGMENTS
-from orchestration.assets.transform import STAGED_EVENTS
 from orchestration.metadata import markdown_table
 from orchestration.privacy.erasure import erase_person
 from orchestration.resources import (
@@ -51,11 +50,12 @@ def _shrunk_table_materializations(
     return events
 
 
-# table -> timestamp column compared with the retention cutoff
+# table -> timestamp column compared with the retention cutoff. Only raw holds personal data:
+# staged events (pseudonymized, without ip, user agent or properties) stay, because the identity
+# graph and every incremental model are rebuilt from them; cutting them would split persons.
 RETAINED_TABLES = {
     "raw.events": "occurred_at",
     "raw.rejected_events": "_loaded_at",
-    "staging.stg_clickstream__events": "occurred_at",
 }
 
 
@@ -63,16 +63,17 @@ RETAINED_TABLES = {
     key=RAW_EVENTS_RETENTION,
     # last in the nightly run: this run's checks and publish see the tables before the cut, the
     # next run's row-count checks compare with the counts recorded after it
-    deps=[RAW_EVENTS, STAGED_EVENTS, PUBLISHED_SEGMENTS],
+    deps=[RAW_EVENTS, PUBLISHED_SEGMENTS],
     group_name="privacy",
     kinds={"python", "duckdb"},
     owners=[OWNER],
     description=(
-        "Deletes raw events (and their staged copies and rejected rows) older than the retention "
-        "period (SEGWH_RAW_RETENTION_DAYS, default 730 days) before the run's as_of. Runs last "
-        "in the nightly full_build, after publishing. Pseudonymized, minimized history "
-        "downstream of staging (intermediate.int_events_stitched, sessions) is kept: features "
-        "keep their lifetime values, but a full refresh can only rebuild what raw still holds."
+        "Deletes raw events and rejected rows (the personal data: ip, user agent, raw ids) "
+        "older than the retention period (SEGWH_RAW_RETENTION_DAYS, default 730 days) before "
+        "the run's as_of. Runs last in the nightly full_build, after publishing. The "
+        "pseudonymized, minimized staged events and everything built from them are kept, so "
+        "identities and lifetime features stay whole; a full refresh of staging can only "
+        "rebuild what raw still holds."
     ),
 )
 def raw_events_retention(
@@ -92,11 +93,8 @@ def raw_events_retention(
         for table, column in RETAINED_TABLES.items():
             if not table_exists(con, *table.split(".")):
                 continue
-            condition = f"{column} < ?::TIMESTAMPTZ"
-            if table.startswith("staging."):  # staged timestamps are naive UTC
-                condition = f"{column} < timezone('UTC', ?::TIMESTAMPTZ)"
             deleted[table] = con.execute(
-                f"DELETE FROM {table} WHERE {condition}", [cutoff]
+                f"DELETE FROM {table} WHERE {column} < ?::TIMESTAMPTZ", [cutoff]
             ).fetchone()[0]
         con.execute("COMMIT")
         for event in _shrunk_table_materializations(
