@@ -1,33 +1,89 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='person_id',
+        on_schema_change='fail',
+        post_hook="{{ persons_aggregate_post_hook() }}",
+    )
+}}
+
 {#- Event-based features per person, as of var('as_of'): activity windows, views, carts, price
-    sensitivity, device mix and favourite categories. -#}
+    sensitivity, device mix and favourite categories.
+
+    Incremental by person (macros/persons_to_refresh.sql): a run recomputes the persons with new
+    events, changed identifiers or orders, and those with an event crossing the edge of a window
+    (the day, 7-day, 30-day and 90-day windows, the last hour and 5 minutes, the cart
+    abandonment window) since the last run's as_of. The result equals a full rebuild
+    (tests/test_dbt_sessions.py). -#}
 
 {%- set as_of = as_of_timestamp() -%}
+{%- set windows = [
+    0, 300, 3600, var('cart_abandonment_window_hours') * 3600,
+    7 * 86400, 30 * 86400, 90 * 86400,
+] -%}
+{%- set orders_fingerprints -%}
+    select person_id, bit_xor(hash(order_id, ordered_at)) as orders_fingerprint
+    from {{ ref('int_orders_deduplicated') }}
+    group by person_id
+{%- endset -%}
+
+{#- in an incremental run, only the persons to refresh -#}
+{%- set only_refreshed = (
+    'where person_id in (select person_id from persons_to_refresh)' if is_incremental() else ''
+) -%}
 
 with
 
+{% if is_incremental() %}
+
+persons_to_refresh as (
+
+    {{ persons_to_refresh(
+        [(ref('int_events_stitched'), 'occurred_at', windows)],
+        {'orders_fingerprint': orders_fingerprints},
+    ) }}
+
+),
+
+{% endif %}
+
 events as (
 
-    select * from {{ ref('int_events_stitched') }}
+    select
+        person_id,
+        occurred_at,
+        is_page_view,
+        is_content_page_view,
+        is_product_view,
+        is_add_to_cart,
+        is_filter,
+        is_price_filter,
+        price,
+        category,
+        device_type
+    from {{ ref('int_events_stitched') }}
+    {{ only_refreshed }}
 
 ),
 
 carts_added as (
 
-    select person_id, occurred_at from {{ ref('int_events_stitched') }}
+    select person_id, occurred_at from events
     where is_add_to_cart
 
 ),
 
 product_views as (
 
-    select person_id, category from {{ ref('int_events_stitched') }}
+    select person_id, category from events
     where is_product_view and category is not null
 
 ),
 
 device_events as (
 
-    select person_id, device_type from {{ ref('int_events_stitched') }}
+    select person_id, device_type from events
     where device_type is not null
 
 ),
@@ -35,6 +91,19 @@ device_events as (
 orders as (
 
     select person_id, ordered_at from {{ ref('int_orders_deduplicated') }}
+    {{ only_refreshed }}
+
+),
+
+identifiers_fingerprints as (
+
+    {{ identifiers_fingerprints() }}
+
+),
+
+orders_fingerprints as (
+
+    {{ orders_fingerprints }}
 
 ),
 
@@ -200,11 +269,19 @@ final as (
         coalesce(cart_metrics.abandoned_carts_30d, 0) as abandoned_carts_30d,
         coalesce(cart_metrics.decided_carts, 0) as decided_carts,
         top_category_viewed.top_category_viewed,
-        primary_device.primary_device_type
+        primary_device.primary_device_type,
+        -- what the row was computed from (macros/persons_to_refresh.sql)
+        {{ as_of }} as as_of,
+        (select max(loaded_at) from {{ ref('int_events_stitched') }}) as events_loaded_through,
+        identifiers_fingerprints.identifiers_fingerprint,
+        orders_fingerprints.orders_fingerprint
     from event_metrics
     left join cart_metrics on event_metrics.person_id = cart_metrics.person_id
     left join top_category_viewed on event_metrics.person_id = top_category_viewed.person_id
     left join primary_device on event_metrics.person_id = primary_device.person_id
+    left join identifiers_fingerprints
+        on event_metrics.person_id = identifiers_fingerprints.person_id
+    left join orders_fingerprints on event_metrics.person_id = orders_fingerprints.person_id
 
 )
 
