@@ -1,12 +1,37 @@
 -- Floor of bench/run.py: the SQL of dbt's compiled models up to marts.person_features,
 -- compiled with --full-refresh --vars '{"as_of": "2026-11-01T00:00:00+00:00"}'. Generated: do not edit.
--- Run it on a DuckDB file holding these input tables: "raw"."crm_customers", "raw"."crm_orders", "raw"."events".
+-- Run it on a DuckDB file holding these input tables: "raw"."crm_consents", "raw"."crm_customers", "raw"."crm_orders", "raw"."events".
 
 set TimeZone = 'UTC';
 
 set memory_limit = '2GB';
 
 create schema if not exists scratch;
+
+-- stg_crm__consents
+create or replace table "scratch"."stg_crm__consents" as
+with
+
+source as (
+
+    select * from "raw"."crm_consents"
+
+),
+
+renamed as (
+
+    select
+        segwh_pseudonymize(trim(customer_id)) as customer_id,
+        lower(trim(purpose)) as purpose,
+        try_cast(granted as boolean) as is_granted,
+        timezone('UTC', try_cast(updated_at as timestamptz)) as updated_at
+
+    from source
+
+)
+
+select * from renamed
+;
 
 -- stg_clickstream__events
 create or replace table "scratch"."stg_clickstream__events" as
@@ -15,16 +40,28 @@ with
 source as (
 
     select * from "raw"."events"
+    
+
+),
+
+humans as (
+
+    -- bots are recognised by their user agent (var bot_user_agent_pattern); events without a
+    -- user agent (e.g. email opens) are kept
+    select * from source
+    where
+        user_agent is null
+        or not regexp_matches(user_agent, 'bot|crawl|spider|slurp|headless|phantomjs|lighthouse|python-requests|curl/|wget/|scrapy|httpclient', 'i')
 
 ),
 
 renamed as (
 
     select
-        -- ids
+        -- ids (person identifiers pseudonymized with the secret key)
         event_id,
-        anonymous_id,
-        user_id,
+        segwh_pseudonymize(anonymous_id) as anonymous_id,
+        segwh_pseudonymize(user_id) as user_id,
         product_id,
         order_id,
 
@@ -39,9 +76,23 @@ renamed as (
         category,
         upper(currency) as currency,
         lower(device_type) as device_type,
-        user_agent,
-        ip,
-        properties,
+        -- only the properties models use: free-form properties may hold personal data
+        case
+            when lower(event_type) = 'filter_applied'
+                then json_extract_string(properties, '$.filter')
+        end as filter_name,
+        case
+            when lower(event_type) = 'purchase'
+                then json_extract_string(properties, '$.discount_code')
+        end as discount_code,
+        case
+            when lower(event_type) = 'consent_updated'
+                then lower(trim(json_extract_string(properties, '$.purpose')))
+        end as consent_purpose,
+        case
+            when lower(event_type) = 'consent_updated'
+                then try_cast(json_extract_string(properties, '$.granted') as boolean)
+        end as consent_is_granted,
 
         -- numerics
         price,
@@ -57,22 +108,11 @@ renamed as (
         _load_id as load_id,
         timezone('UTC', try_cast(_loaded_at as timestamptz)) as loaded_at
 
-    from source
-
-),
-
-humans as (
-
-    -- bots are recognised by their user agent (var bot_user_agent_pattern); events without a
-    -- user agent (e.g. email opens) are kept
-    select * from renamed
-    where
-        user_agent is null
-        or not regexp_matches(user_agent, 'bot|crawl|spider|slurp|headless|phantomjs|lighthouse|python-requests|curl/|wget/|scrapy|httpclient', 'i')
+    from humans
 
 )
 
-select * from humans
+select * from renamed
 ;
 
 -- stg_crm__orders
@@ -90,7 +130,7 @@ renamed as (
     select
         -- ids
         trim(order_id) as order_id,
-        trim(customer_id) as customer_id,
+        segwh_pseudonymize(trim(customer_id)) as customer_id,
 
         -- strings
         upper(currency) as currency,
@@ -123,14 +163,9 @@ source as (
 renamed as (
 
     select
-        -- ids
-        trim(customer_id) as customer_id,
-
-        -- personal data (stops at staging)
-        lower(trim(email)) as email,
-        first_name,
-        last_name,
-        phone,
+        -- ids (pseudonymized with the secret key; email, names and phone are not staged:
+        -- nothing downstream needs them, erasure finds a person by email in raw)
+        segwh_pseudonymize(trim(customer_id)) as customer_id,
 
         -- attributes
         upper(country) as country,
@@ -304,7 +339,12 @@ with
 
 events as (
 
-    select * from "scratch"."stg_clickstream__events"
+    -- the identifier an event is stitched by: its user id when it has one, else its anonymous id
+    select
+        *,
+        case when user_id is not null then 'user_id' else 'anonymous_id' end as identifier_type,
+        coalesce(user_id, anonymous_id) as identifier
+    from "scratch"."stg_clickstream__events"
     where occurred_at <= timezone('UTC', cast('2026-11-01T00:00:00+00:00' as timestamptz))
 
 ),
@@ -347,15 +387,10 @@ stitched as (
         events.category,
         events.currency,
         events.device_type,
-        -- only the properties models use: free-form properties may hold personal data
-        case
-            when events.event_type = 'filter_applied'
-                then json_extract_string(events.properties, '$.filter')
-        end as filter_name,
-        case
-            when events.event_type = 'purchase'
-                then json_extract_string(events.properties, '$.discount_code')
-        end as discount_code,
+        events.filter_name,
+        events.discount_code,
+        events.consent_purpose,
+        events.consent_is_granted,
 
         -- numerics (money as decimals: sums are exact and independent of order)
         cast(events.price as decimal(18, 2)) as price,
@@ -372,9 +407,8 @@ stitched as (
     from events_to_stitch as events
     inner join identifiers
         on
-            identifiers.identifier_type
-            = case when events.user_id is not null then 'user_id' else 'anonymous_id' end
-            and identifiers.identifier = coalesce(events.user_id, events.anonymous_id)
+            identifiers.identifier_type = events.identifier_type
+            and identifiers.identifier = events.identifier
 
 ),
 
@@ -399,6 +433,73 @@ with_roles as (
 )
 
 select * from with_roles
+;
+
+-- int_consent_statements_unioned
+create or replace table "scratch"."int_consent_statements_unioned" as
+with
+
+identifiers as (
+
+    select * from "scratch"."int_identifiers_stitched"
+
+),
+
+crm_consents as (
+
+    select * from "scratch"."stg_crm__consents"
+
+),
+
+consent_events as (
+
+    select * from "scratch"."int_events_stitched"
+    where event_type = 'consent_updated'
+
+),
+
+crm_statements as (
+
+    select
+        identifiers.person_id,
+        crm_consents.purpose,
+        crm_consents.is_granted,
+        crm_consents.updated_at as stated_at,
+        'crm' as statement_source
+    from crm_consents
+    inner join identifiers
+        on
+            identifiers.identifier_type = 'user_id'
+            and identifiers.identifier = crm_consents.customer_id
+    where
+        crm_consents.updated_at <= timezone('UTC', cast('2026-11-01T00:00:00+00:00' as timestamptz))
+        and crm_consents.purpose is not null
+        and crm_consents.is_granted is not null
+
+),
+
+event_statements as (
+
+    select
+        person_id,
+        consent_purpose as purpose,
+        consent_is_granted as is_granted,
+        occurred_at as stated_at,
+        'event' as statement_source
+    from consent_events
+    where consent_purpose is not null and consent_is_granted is not null
+
+),
+
+unioned as (
+
+    select * from crm_statements
+    union all
+    select * from event_statements
+
+)
+
+select * from unioned
 ;
 
 -- int_orders_deduplicated
@@ -871,33 +972,127 @@ final as (
 select * from final
 ;
 
+-- person_consents
+create or replace table "scratch"."person_consents" as
+with
+
+identifiers as (
+
+    select * from "scratch"."int_identifiers_stitched"
+
+),
+
+statements as (
+
+    select * from "scratch"."int_consent_statements_unioned"
+
+),
+
+persons as (
+
+    select
+        person_id,
+        max(person_customer_id) is not null as is_customer
+    from identifiers
+    group by person_id
+
+),
+
+latest_statements as (
+
+    select *
+    from statements
+    qualify row_number() over (
+        partition by person_id, purpose
+        order by stated_at desc, is_granted asc, statement_source
+    ) = 1
+
+),
+
+consents as (
+
+    select
+        persons.person_id,
+        persons.is_customer,
+        coalesce(
+            max(case when latest_statements.purpose = 'analytics' then latest_statements.is_granted end),
+            case
+                when persons.is_customer then False
+                else True
+            end
+        ) as has_analytics_consent,
+        max(case when latest_statements.purpose = 'analytics' then latest_statements.stated_at end)
+            as analytics_stated_at,
+        coalesce(
+            max(case when latest_statements.purpose = 'personalization' then latest_statements.is_granted end),
+            case
+                when persons.is_customer then False
+                else True
+            end
+        ) as has_personalization_consent,
+        max(case when latest_statements.purpose = 'personalization' then latest_statements.stated_at end)
+            as personalization_stated_at,
+        coalesce(
+            max(case when latest_statements.purpose = 'marketing' then latest_statements.is_granted end),
+            case
+                when persons.is_customer then False
+                else False
+            end
+        ) as has_marketing_consent,
+        max(case when latest_statements.purpose = 'marketing' then latest_statements.stated_at end)
+            as marketing_stated_at,
+        timezone('UTC', cast('2026-11-01T00:00:00+00:00' as timestamptz)) as as_of
+    from persons
+    left join latest_statements on persons.person_id = latest_statements.person_id
+    group by persons.person_id, persons.is_customer
+
+)
+
+select * from consents
+;
+
 -- int_events_aggregated_to_persons
 create or replace table "scratch"."int_events_aggregated_to_persons" as
 with
 
+
+
 events as (
 
-    select * from "scratch"."int_events_stitched"
+    select
+        person_id,
+        occurred_at,
+        is_page_view,
+        is_content_page_view,
+        is_product_view,
+        is_add_to_cart,
+        is_filter,
+        is_price_filter,
+        price,
+        category,
+        device_type
+    from "scratch"."int_events_stitched"
+    
 
 ),
 
 carts_added as (
 
-    select person_id, occurred_at from "scratch"."int_events_stitched"
+    select person_id, occurred_at from events
     where is_add_to_cart
 
 ),
 
 product_views as (
 
-    select person_id, category from "scratch"."int_events_stitched"
+    select person_id, category from events
     where is_product_view and category is not null
 
 ),
 
 device_events as (
 
-    select person_id, device_type from "scratch"."int_events_stitched"
+    select person_id, device_type from events
     where device_type is not null
 
 ),
@@ -905,6 +1100,25 @@ device_events as (
 orders as (
 
     select person_id, ordered_at from "scratch"."int_orders_deduplicated"
+    
+
+),
+
+identifiers_fingerprints as (
+
+    select
+        person_id,
+        bit_xor(hash(identifier_type, identifier)) as identifiers_fingerprint
+    from "scratch"."int_identifiers_stitched"
+    group by person_id
+
+),
+
+orders_fingerprints as (
+
+    select person_id, bit_xor(hash(order_id, ordered_at)) as orders_fingerprint
+    from "scratch"."int_orders_deduplicated"
+    group by person_id
 
 ),
 
@@ -1090,11 +1304,19 @@ final as (
         coalesce(cart_metrics.abandoned_carts_30d, 0) as abandoned_carts_30d,
         coalesce(cart_metrics.decided_carts, 0) as decided_carts,
         top_category_viewed.top_category_viewed,
-        primary_device.primary_device_type
+        primary_device.primary_device_type,
+        -- what the row was computed from (macros/persons_to_refresh.sql)
+        timezone('UTC', cast('2026-11-01T00:00:00+00:00' as timestamptz)) as as_of,
+        (select max(loaded_at) from "scratch"."int_events_stitched") as events_loaded_through,
+        identifiers_fingerprints.identifiers_fingerprint,
+        orders_fingerprints.orders_fingerprint
     from event_metrics
     left join cart_metrics on event_metrics.person_id = cart_metrics.person_id
     left join top_category_viewed on event_metrics.person_id = top_category_viewed.person_id
     left join primary_device on event_metrics.person_id = primary_device.person_id
+    left join identifiers_fingerprints
+        on event_metrics.person_id = identifiers_fingerprints.person_id
+    left join orders_fingerprints on event_metrics.person_id = orders_fingerprints.person_id
 
 )
 
@@ -1178,10 +1400,23 @@ select * from final
 create or replace table "scratch"."int_sessions_aggregated_to_persons" as
 with
 
+
+
 sessions as (
 
     select * from "scratch"."sessions"
-    where started_at <= timezone('UTC', cast('2026-11-01T00:00:00+00:00' as timestamptz))
+    where
+        started_at <= timezone('UTC', cast('2026-11-01T00:00:00+00:00' as timestamptz))
+
+),
+
+identifiers_fingerprints as (
+
+    select
+        person_id,
+        bit_xor(hash(identifier_type, identifier)) as identifiers_fingerprint
+    from "scratch"."int_identifiers_stitched"
+    group by person_id
 
 ),
 
@@ -1201,7 +1436,10 @@ aggregated as (
 
     (timezone('UTC', cast('2026-11-01T00:00:00+00:00' as timestamptz)) + cast(-90 as bigint) * interval 1 day) then 1 end)
             as sessions_90d,
-        avg(duration_seconds) as avg_session_duration_seconds,
+        -- durations are whole milliseconds: summed as integers, the mean does not depend on
+        -- the order DuckDB adds them in (a double sum does, in the last bits)
+        sum(cast(round(duration_seconds * 1000) as bigint)) / 1000.0 / count(*)
+            as avg_session_duration_seconds,
         avg(page_views) as pages_per_session,
         avg(content_page_views) as avg_content_pages_per_session,
         count(case when is_converted then 1 end) as converted_sessions,
@@ -1215,10 +1453,16 @@ aggregated as (
 final as (
 
     select
-        *,
+        aggregated.*,
         converted_sessions * 1.0 / sessions as conversion_rate,
-        bounced_sessions * 1.0 / sessions as bounce_rate
+        bounced_sessions * 1.0 / sessions as bounce_rate,
+        -- what the row was computed from (macros/persons_to_refresh.sql)
+        timezone('UTC', cast('2026-11-01T00:00:00+00:00' as timestamptz)) as as_of,
+        (select max(loaded_at) from "scratch"."int_events_stitched") as events_loaded_through,
+        identifiers_fingerprints.identifiers_fingerprint
     from aggregated
+    left join identifiers_fingerprints
+        on aggregated.person_id = identifiers_fingerprints.person_id
 
 )
 
@@ -1232,6 +1476,14 @@ with
 identifiers as (
 
     select * from "scratch"."int_identifiers_stitched"
+
+),
+
+profiled_persons as (
+
+    -- only persons who consent to analytics are profiled
+    select person_id from "scratch"."person_consents"
+    where has_analytics_consent
 
 ),
 
@@ -1267,6 +1519,7 @@ persons as (
         count(case when identifier_type = 'anonymous_id' then 1 end) as anonymous_ids,
         count(case when identifier_type = 'user_id' then 1 end) as user_ids
     from identifiers
+    where person_id in (select person_id from profiled_persons)
     group by person_id
 
 ),
