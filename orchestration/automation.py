@@ -12,7 +12,7 @@ import json
 import dagster as dg
 
 from orchestration.assets.ingestion import RAW_EVENTS
-from orchestration.assets.ml import CHURN_MODEL, PERSON_CLUSTERS
+from orchestration.assets.ml import CHURN_MODEL, CHURN_SNAPSHOTS, PERSON_CLUSTERS
 from orchestration.assets.privacy import RAW_EVENTS_RETENTION
 from orchestration.assets.transform import STAGED_EVENTS
 from orchestration.checks import check_op_name
@@ -36,13 +36,14 @@ full_build_job = dg.define_asset_job(
 
 incremental_update_job = dg.define_asset_job(
     name="incremental_update",
-    # training (clustering, churn model) and retention are nightly work: sensor runs score with
-    # the current models
+    # training (clustering, the churn model and its training snapshots) and retention are
+    # nightly work: sensor runs score marts.churn_scoring_snapshot with the current models
     selection=dg.AssetSelection.assets(RAW_EVENTS).downstream()
-    - dg.AssetSelection.assets(PERSON_CLUSTERS, CHURN_MODEL, RAW_EVENTS_RETENTION),
+    - dg.AssetSelection.assets(PERSON_CLUSTERS, CHURN_SNAPSHOTS, CHURN_MODEL, RAW_EVENTS_RETENTION),
     description=(
         "New landing files only: load them, then rebuild what depends on events (incremental "
-        "dbt models, features, rule segments), score churn with the current model, run the "
+        "dbt models, features, rule segments, the churn scoring snapshot), score churn with the "
+        "current model (no training snapshots, no retraining), run the "
         "checks and publish. No CRM reload, no re-clustering, no retraining. The landing-files "
         "sensor requests it."
     ),

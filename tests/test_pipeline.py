@@ -161,9 +161,7 @@ def _ml_results(settings: Settings, result, evaluations) -> dict[str, int]:
     assert model_meta["trained"].value and model_meta["promoted"].value
     assert model_meta["validation_roc_auc"].value > 0.6
     version = model_meta["model_version"].value
-    scored = _scalar(
-        settings, "SELECT count(*) FROM marts.churn_snapshots WHERE snapshot_number = 0"
-    )
+    scored = _scalar(settings, "SELECT count(*) FROM marts.churn_scoring_snapshot")
     assert scored > 0
     assert (
         _scalar(settings, f"SELECT count(*) FROM ml.churn_scores WHERE model_version = '{version}'")
@@ -303,6 +301,4 @@ def test_churn_is_trained_and_scored_without_crm_records(tmp_path, small_sample,
     )
     scored = _scalar(settings, "SELECT count(*) FROM ml.churn_scores")
     assert scored > 0
-    assert scored == _scalar(
-        settings, "SELECT count(*) FROM marts.churn_snapshots WHERE snapshot_number = 0"
-    )
+    assert scored == _scalar(settings, "SELECT count(*) FROM marts.churn_scoring_snapshot")

@@ -310,6 +310,7 @@ def test_persons_without_consent_are_not_profiled_nor_personalized(world):
             "marts.person_rfm_scores",
             "marts.content_decisions",
             "marts.churn_snapshots",
+            "marts.churn_scoring_snapshot",
             "ml.churn_scores",
             "ml.person_clusters",
         ):

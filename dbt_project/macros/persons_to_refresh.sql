@@ -4,7 +4,7 @@
     (int_events_aggregated_to_persons, int_sessions_aggregated_to_persons). They are incremental
     (delete+insert by person_id) so that a sensor run costs in proportion to its new data plus
     the lookback, and every run equals a full rebuild. Each stored row carries:
-    - as_of: the as_of of the last run (config persons_aggregate_hooks() sets it on every row),
+    - as_of: the as_of of the last run (persons_aggregate_post_hook() sets it on every row),
     - events_loaded_through: the latest event load that run saw (same),
     - identifiers_fingerprint: a hash of the person's identifiers when the row was computed.
 
@@ -18,11 +18,13 @@
       (stored as_of - w, as_of - w]; timed_rows lists (relation, time column, every w the model
       uses for those rows), w = 0 for the rows that become visible,
     - an extra fingerprint (extra_fingerprints: name -> query of person_id, fingerprint) differs
-      from the stored column of that name (the orders a cart is matched with).
+      from the stored column of that name (the orders a cart is matched with),
+    - a whole-day count from a stored instant (day_counted_columns: days_before(column, as_of))
+      differs between the stored as_of and the run's (days since the last order, tenure).
     When as_of moved back, or the table is empty, every person is recomputed.
 
 -#}
-{% macro persons_to_refresh(timed_rows, extra_fingerprints={}) -%}
+{% macro persons_to_refresh(timed_rows, extra_fingerprints={}, day_counted_columns=[]) -%}
 
 {%- set as_of = as_of_timestamp() -%}
 
@@ -32,8 +34,7 @@ stored as (
 
     select
         max(as_of) as as_of,
-        max(events_loaded_through) as events_loaded_through,
-        count(*) as persons
+        max(events_loaded_through) as events_loaded_through
     from {{ this }}
 
 ),
@@ -70,6 +71,18 @@ changed as (
     left join ({{ fingerprints }}) as current_rows
         on stored_rows.person_id = current_rows.person_id
     where stored_rows.{{ name }} is distinct from current_rows.{{ name }}
+
+    {%- endfor %}
+
+    {%- for column in day_counted_columns %}
+
+    union
+
+    select stored_rows.person_id
+    from {{ this }} as stored_rows, stored
+    where
+        {{ days_before('stored_rows.' ~ column, 'stored.as_of') }}
+        <> {{ days_before('stored_rows.' ~ column, as_of) }}
 
     {%- endfor %}
 
@@ -117,15 +130,17 @@ select distinct person_id from changed where person_id is not null
 {%- endmacro %}
 
 
-{#- The hooks of a per-person aggregate (see persons_to_refresh): after each incremental run,
-    delete the persons that no longer exist and record the run's as_of and latest event load on
-    every row. -#}
-{% macro persons_aggregate_post_hook() -%}
+{#- The post-hook of a per-person aggregate (see persons_to_refresh): after each incremental run,
+    delete the persons that no longer exist and record the run's as_of (in every column of
+    as_of_columns) and latest event load on every row. -#}
+{% macro persons_aggregate_post_hook(as_of_columns=['as_of']) -%}
     {%- if is_incremental() -%}
     delete from {{ this }}
     where person_id not in (select person_id from {{ ref('int_identifiers_stitched') }});
     update {{ this }} set
-        as_of = {{ as_of_timestamp() }},
+        {%- for column in as_of_columns %}
+        {{ column }} = {{ as_of_timestamp() }},
+        {%- endfor %}
         events_loaded_through = (select max(loaded_at) from {{ ref('int_events_stitched') }})
     where
         as_of is distinct from {{ as_of_timestamp() }}

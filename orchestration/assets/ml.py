@@ -7,8 +7,9 @@ the ``ml`` schema, which BI tools get through serving/published_segments:
   the fitted state is kept in the models folder so cluster ids stay stable across runs;
 - ``ml/churn_model``: trains on marts.churn_snapshots, registers a version and promotes it when it
   is not worse than the current one (nightly);
-- ``ml/churn_scores``: scores the latest snapshot with the current model (nightly and sensor
-  runs): ml.churn_scores, read back by dbt for the churn_at_risk segment.
+- ``ml/churn_scores``: scores marts.churn_scoring_snapshot (snapshot 0, as_of) with the current
+  model (nightly and sensor runs): ml.churn_scores, read back by dbt for the churn_at_risk
+  segment.
 
 Drift checks (severity WARN): churn features against the current model's training baseline,
 cluster shares and segment shares against the previous run.
@@ -21,7 +22,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from ml.churn import InsufficientHistoryError, latest_snapshot, score_churn, train_churn_model
+from ml.churn import InsufficientHistoryError, score_churn, train_churn_model
 from ml.clustering import ClusterState, fit_clusters
 from ml.config import ClusteringConfig, DriftConfig, FeatureConfig
 from ml.drift import classify_psi, feature_drift, share_psi
@@ -33,6 +34,7 @@ from orchestration.resources import ModelStoreResource, WarehouseResource
 GROUP = "ml"
 PERSON_FEATURES = dg.AssetKey(["marts", "person_features"])
 CHURN_SNAPSHOTS = dg.AssetKey(["marts", "churn_snapshots"])
+CHURN_SCORING_SNAPSHOT = dg.AssetKey(["marts", "churn_scoring_snapshot"])
 SEGMENT_HISTORY = dg.AssetKey(["marts", "segment_membership_history"])
 PERSON_CLUSTERS = dg.AssetKey(["ml", "person_clusters"])
 CHURN_MODEL = dg.AssetKey(["ml", "churn_model"])
@@ -238,12 +240,12 @@ def _json_safe(value: object) -> object:
 
 @dg.asset(
     key=CHURN_SCORES,
-    deps=[CHURN_SNAPSHOTS, CHURN_MODEL],
+    deps=[CHURN_SCORING_SNAPSHOT, CHURN_MODEL],
     group_name=GROUP,
     owners=[OWNER],
     kinds={"python", "sklearn", "duckdb"},
     description=(
-        "Churn probability, risk band and at-risk flag for every person of the latest snapshot "
+        "Churn probability, risk band and at-risk flag for every person of the scoring snapshot "
         "(as_of), made by the current model of the model store, which each row names. Writes "
         "ml.churn_scores (the dbt source of the churn_at_risk segment); empty, with the reason "
         "in the metadata, until a first model exists."
@@ -262,8 +264,8 @@ def churn_scores(
         scores = pd.DataFrame()
         reason = str(exc)
     else:
-        snapshots = _read(warehouse, "SELECT * FROM marts.churn_snapshots")
-        scores = score_churn(model, latest_snapshot(snapshots, config), config)
+        snapshot = _read(warehouse, "SELECT * FROM marts.churn_scoring_snapshot")
+        scores = score_churn(model, snapshot, config)
         reason = ""
     with warehouse.connect() as con:  # the table and its columns are dbt's contract
         con.execute("DELETE FROM ml.churn_scores")
@@ -327,8 +329,8 @@ def churn_feature_drift(
     version = registry.current_version()
     if version is None:
         return dg.AssetCheckResult(passed=True, metadata={"note": "no current churn model"})
-    snapshots = _read(warehouse, "SELECT * FROM marts.churn_snapshots WHERE snapshot_number = 0")
-    report = feature_drift(registry.metadata(version)["drift_baseline"], snapshots, DriftConfig())
+    snapshot = _read(warehouse, "SELECT * FROM marts.churn_scoring_snapshot")
+    report = feature_drift(registry.metadata(version)["drift_baseline"], snapshot, DriftConfig())
     return _drift_result(report.max_psi, "baseline", report.features, model_version=version)
 
 

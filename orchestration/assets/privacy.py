@@ -11,7 +11,7 @@ import dagster as dg
 from pydantic import Field
 
 from orchestration.assets.ingestion import OWNER, RAW_EVENTS
-from orchestration.assets.ml import PERSON_CLUSTERS, PERSON_FEATURES
+from orchestration.assets.ml import CHURN_SNAPSHOTS, PERSON_CLUSTERS, PERSON_FEATURES
 from orchestration.assets.serving import PUBLISHED_SEGMENTS
 from orchestration.metadata import markdown_table
 from orchestration.privacy.erasure import erase_person
@@ -195,25 +195,35 @@ def erase_person_job():
 CONSENT_WITHDRAWALS_APPLIED = dg.AssetKey(["privacy", "consent_withdrawals_applied"])
 
 
+# Person tables that sensor runs do not rebuild (nightly work), with their asset keys.
+_NIGHTLY_PERSON_TABLES = {
+    "ml.person_clusters": PERSON_CLUSTERS,
+    "marts.churn_snapshots": CHURN_SNAPSHOTS,
+}
+
+
 @dg.asset(
     key=CONSENT_WITHDRAWALS_APPLIED,
-    deps=[PERSON_FEATURES, PERSON_CLUSTERS],
+    deps=[PERSON_FEATURES, *_NIGHTLY_PERSON_TABLES.values()],
     group_name="privacy",
     kinds={"python", "duckdb"},
     owners=[OWNER],
     description=(
-        "Removes from ml.person_clusters every person who is no longer profiled (not in "
-        "marts.person_features: analytics consent withdrawn since the last clustering). Sensor "
-        "runs do not re-cluster, so without this a withdrawal would wait for the nightly run; "
-        "churn scores and segments are recomputed from person_features in every run."
+        "Removes from ml.person_clusters and marts.churn_snapshots (the churn training "
+        "snapshots) every person who is no longer profiled (not in marts.person_features: "
+        "analytics consent withdrawn since the last nightly run). Sensor runs rebuild neither, "
+        "so without this a withdrawal would wait for the nightly run; churn scores and segments "
+        "are recomputed from person_features in every run."
     ),
 )
 def consent_withdrawals_applied(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    removed = 0
+    removed = {}
     with warehouse.connect() as con:
-        if table_exists(con, "ml", "person_clusters"):
-            removed = con.execute(
-                "DELETE FROM ml.person_clusters "
-                "WHERE person_id NOT IN (SELECT person_id FROM marts.person_features)"
-            ).fetchone()[0]
-    return dg.MaterializeResult(metadata={"cluster_rows_removed": removed})
+        for table in _NIGHTLY_PERSON_TABLES:
+            schema, name = table.split(".")
+            if table_exists(con, schema, name):
+                removed[table] = con.execute(
+                    f"DELETE FROM {table} "
+                    "WHERE person_id NOT IN (SELECT person_id FROM marts.person_features)"
+                ).fetchone()[0]
+    return dg.MaterializeResult(metadata={"rows_removed": removed})
