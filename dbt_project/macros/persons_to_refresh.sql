@@ -148,3 +148,12 @@ select distinct person_id from changed where person_id is not null
         is distinct from (select max(loaded_at) from {{ ref('int_events_stitched') }})
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- The filter of a per-person aggregate's inputs: in an incremental run, the rows of the
+    persons in its CTE persons_to_refresh; in a full build, everything. -#}
+{% macro only_persons_to_refresh() -%}
+    {%- if is_incremental() -%}
+    where person_id in (select person_id from persons_to_refresh)
+    {%- endif -%}
+{%- endmacro %}

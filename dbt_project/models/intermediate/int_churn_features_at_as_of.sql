@@ -28,10 +28,6 @@
     group by person_id
 {%- endset -%}
 
-{%- set only_refreshed = (
-    'where person_id in (select person_id from persons_to_refresh)' if is_incremental() else ''
-) -%}
-
 with
 
 {% if is_incremental() %}
@@ -56,21 +52,21 @@ events as (
 
     select person_id, occurred_at, is_page_view, is_product_view, is_add_to_cart
     from {{ ref('int_events_stitched') }}
-    {{ only_refreshed }}
+    {{ only_persons_to_refresh() }}
 
 ),
 
 sessions as (
 
     select person_id, started_at from {{ ref('sessions') }}
-    {{ only_refreshed }}
+    {{ only_persons_to_refresh() }}
 
 ),
 
 orders as (
 
     select person_id, ordered_at, is_completed, amount from {{ ref('int_orders_deduplicated') }}
-    {{ only_refreshed }}
+    {{ only_persons_to_refresh() }}
 
 ),
 

@@ -28,11 +28,6 @@
     group by person_id
 {%- endset -%}
 
-{#- in an incremental run, only the persons to refresh -#}
-{%- set only_refreshed = (
-    'where person_id in (select person_id from persons_to_refresh)' if is_incremental() else ''
-) -%}
-
 with
 
 {% if is_incremental() %}
@@ -63,7 +58,7 @@ events as (
         category,
         device_type
     from {{ ref('int_events_stitched') }}
-    {{ only_refreshed }}
+    {{ only_persons_to_refresh() }}
 
 ),
 
@@ -91,7 +86,7 @@ device_events as (
 orders as (
 
     select person_id, ordered_at from {{ ref('int_orders_deduplicated') }}
-    {{ only_refreshed }}
+    {{ only_persons_to_refresh() }}
 
 ),
 
