@@ -1,8 +1,9 @@
 {#- Incremental strategy `session_reprocess` (used by the sessions model).
 
     Deletes, per person, the sessions from the person's reprocess_from on (all of them when it is
-    null), then inserts the rebuilt sessions the model selected. The delete computes the windows
-    from the table as it was before this run, exactly as the model did, in the same transaction.
+    null), then inserts the rebuilt sessions the model selected. The delete reads the same windows
+    as the model: the temporary table the model's pre-hook computed from the table as it was
+    before this run (save_sessions_reprocess_windows).
 -#}
 {% macro get_incremental_session_reprocess_sql(arg_dict) -%}
 
@@ -11,9 +12,7 @@
 {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
 
 delete from {{ target }}
-using (
-    {{ sessions_reprocess_windows(target, ref('int_events_stitched')) }}
-) as windows
+using {{ sessions_reprocess_windows_relation() }} as windows
 where
     {{ target }}.person_id = windows.person_id
     and (windows.reprocess_from is null or {{ target }}.started_at >= windows.reprocess_from);

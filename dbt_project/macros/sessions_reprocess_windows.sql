@@ -2,9 +2,9 @@
 
     Returns a query with one row per person to rebuild: (person_id, reprocess_from), where
     reprocess_from is the instant from which the person's sessions are deleted and rebuilt, or
-    null to rebuild all of the person's sessions. The sessions model selects the events to
-    sessionize with it; the incremental strategy `session_reprocess` deletes with it. Both run
-    before anything is written, so they see the same state.
+    null to rebuild all of the person's sessions. The sessions model's pre-hook computes it once,
+    before anything is written (save_sessions_reprocess_windows); the model selects the events to
+    sessionize with it and the incremental strategy `session_reprocess` deletes with it.
 
     Why this equals a full rebuild:
     - window_start is the latest session end minus var('session_lookback_days'). A person with
@@ -153,4 +153,18 @@ windows as (
 
 select * from windows
 
+{%- endmacro %}
+
+
+
+{#- Where an incremental run of `sessions` keeps its reprocess windows: a temporary table of the
+    model's connection, computed once by the pre-hook (it scans every event and session) and read
+    by both the model's query and the strategy's delete; the post-hook drops it. -#}
+{% macro sessions_reprocess_windows_relation() -%}
+    temp.main.sessions_reprocess_windows
+{%- endmacro %}
+
+{% macro save_sessions_reprocess_windows() -%}
+create or replace temporary table sessions_reprocess_windows as
+{{ sessions_reprocess_windows(this, ref('int_events_stitched')) }}
 {%- endmacro %}

@@ -4,6 +4,8 @@
         incremental_strategy='session_reprocess',
         unique_key='session_id',
         on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}{{ save_sessions_reprocess_windows() }}{% endif %}",
+        post_hook="drop table if exists {{ sessions_reprocess_windows_relation() }}",
     )
 }}
 
@@ -21,7 +23,8 @@
 
     Incremental runs rebuild only the persons and periods macro sessions_reprocess_windows
     selects (recent activity within session_lookback_days, plus any person whose older history
-    changed); the result always equals a full rebuild. session_id is a hash of person and start,
+    changed); the result always equals a full rebuild. The pre-hook computes those windows once
+    into a temporary table that both this query and the delete of the strategy read. session_id is a hash of person and start,
     so the same session keeps its id across runs.
 -#}
 
@@ -74,7 +77,7 @@ long_chain_event_source as (
 
 reprocess_windows as (
 
-    {{ sessions_reprocess_windows(this, ref('int_events_stitched')) }}
+    select * from {{ sessions_reprocess_windows_relation() }}
 
 ),
 
