@@ -24,7 +24,9 @@
     Incremental runs rebuild only the persons and periods macro sessions_reprocess_windows
     selects (recent activity within session_lookback_days, plus any person whose older history
     changed); the result always equals a full rebuild. The pre-hook computes those windows once
-    into a temporary table that both this query and the delete of the strategy read. session_id is a hash of person and start,
+    into a temporary table that both this query and the delete of the strategy read (dbt unit
+    tests run no hooks: they set var sessions_reprocess_windows_from_pre_hook to false, and the
+    query computes the windows itself). session_id is a hash of person and start,
     so the same session keeps its id across runs.
 -#}
 
@@ -77,7 +79,11 @@ long_chain_event_source as (
 
 reprocess_windows as (
 
+    {% if var('sessions_reprocess_windows_from_pre_hook', true) -%}
     select * from {{ sessions_reprocess_windows_relation() }}
+    {%- else -%}
+    {{ sessions_reprocess_windows(this, ref('int_events_stitched')) }}
+    {%- endif %}
 
 ),
 
