@@ -16,12 +16,13 @@ with recursive
 
 identifier_pairs as (
 
-    -- every distinct (anonymous id, user id) combination seen on an event (either may be null)
-    select distinct
+    -- every distinct (anonymous id, user id) combination seen on an event at or before as_of
+    -- (either may be null); int_identifier_pairs keeps them incrementally
+    select
         anonymous_id,
         user_id
-    from {{ ref('stg_clickstream__events') }}
-    where occurred_at <= {{ as_of_timestamp() }}
+    from {{ ref('int_identifier_pairs') }}
+    where first_seen_at <= {{ as_of_timestamp() }}
 
 ),
 
