@@ -14,13 +14,14 @@ import dagster as dg
 from orchestration.assets.ingestion import RAW_EVENTS
 from orchestration.assets.ml import CHURN_MODEL, CHURN_SNAPSHOTS, PERSON_CLUSTERS
 from orchestration.assets.privacy import RAW_EVENTS_RETENTION
-from orchestration.assets.transform import STAGED_EVENTS
+from orchestration.assets.transform import STAGED_EVENTS, dbt_models
 from orchestration.checks import check_op_name
 from orchestration.ingestion.events import discover_files
 from orchestration.resources import LandingZoneResource
 from orchestration.settings import Settings
 
 RAW_EVENTS_OP = "raw__events"
+DBT_OP = dbt_models.op.name
 RAW_EVENTS_CHECK_OP = check_op_name(RAW_EVENTS, "raw_events")
 STAGED_EVENTS_CHECK_OP = check_op_name(STAGED_EVENTS, "stg_events")
 
@@ -104,6 +105,7 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
                     # event checks validate this run's rows: their cost follows the new data
                     RAW_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}},
                     STAGED_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}},
+                    DBT_OP: {"config": {"only_rows_of_this_run": True}},
                 }
             },
             tags={"segwh/new_files": str(len(paths))},

@@ -119,13 +119,21 @@ def load_settings() -> Settings:
     return settings
 
 
-def export_for_dbt(warehouse_path: str, memory_limit: str, as_of: str | None = None) -> None:
-    """dbt's profiles.yml reads the warehouse path and memory limit, its as_of macro the as_of;
-    a dbt subprocess inherits this process's environment."""
+def export_for_dbt(
+    warehouse_path: str,
+    memory_limit: str,
+    as_of: str | None = None,
+    tested_load_id: str | None = None,
+) -> None:
+    """dbt's profiles.yml reads the warehouse path and memory limit, its as_of macro the as_of,
+    its get_where_subquery macro the load whose events the event tests check (empty: every
+    event); a dbt subprocess inherits this process's environment."""
     os.environ["SEGWH_WAREHOUSE_PATH"] = warehouse_path
     os.environ["SEGWH_DUCKDB_MEMORY_LIMIT"] = memory_limit
     if as_of is not None:
         os.environ["SEGWH_DBT_AS_OF"] = as_of
+    if tested_load_id is not None:
+        os.environ["SEGWH_DBT_TESTED_LOAD_ID"] = tested_load_id
 
 
 def parse_as_of(value: str) -> datetime:

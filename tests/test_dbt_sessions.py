@@ -417,3 +417,41 @@ def test_person_aggregates_follow_a_moving_as_of(world, step):
     for model, (refreshed, rows) in counts.items():
         if step < timedelta(days=1) or model != "int_churn_features_at_as_of":
             assert 0 < refreshed < rows / 2, (model, refreshed, rows)
+
+
+def test_sensor_runs_test_only_the_events_they_loaded(world):
+    """With SEGWH_DBT_TESTED_LOAD_ID (the sensor's runs: the run id, their events' load_id), the
+    event tests check only that load's events; without it, every event."""
+    warehouse = world["warehouse"]
+    dbt = Dbt(warehouse, world["root"])
+    with warehouse_connection(warehouse) as con:
+        delivered = con.execute("SELECT count(*) FROM raw.events").fetchone()[0]
+    if not delivered:  # run alone (pytest -k): deliver every batch first
+        for batch in range(1, BATCHES + 1):
+            _deliver(warehouse, world["source"], batch)
+    dbt.invoke("run", "--select", "stg_clickstream__events")
+    event_tests = ("test", "--select", "stg_clickstream__events,test_type:data")
+
+    def break_one_event(load_id: str) -> str:
+        with warehouse_connection(warehouse) as con:
+            (event_id,) = con.execute(
+                "SELECT min(event_id) FROM staging.stg_clickstream__events WHERE load_id = ?",
+                [load_id],
+            ).fetchone()
+            con.execute(
+                "UPDATE staging.stg_clickstream__events SET event_type = NULL WHERE event_id = ?",
+                [event_id],
+            )
+        return event_id
+
+    def failed_tests(tested_load_id: str) -> list[str]:
+        result = dbt.invoke(*event_tests, expect_success=False, tested_load_id=tested_load_id)
+        assert len(result.result.results) >= 4  # unique and not-null tests of the events
+        return [r.node.name for r in result.result.results if r.status == "fail"]
+
+    break_one_event("batch-2")  # an earlier load
+    assert failed_tests("batch-5") == []
+    assert failed_tests("") == ["not_null_stg_clickstream__events_event_type"]
+    break_one_event("batch-5")  # this run's load
+    assert failed_tests("batch-5") == ["not_null_stg_clickstream__events_event_type"]
+    dbt.invoke("run", "--select", "stg_clickstream__events", "--full-refresh")  # repair

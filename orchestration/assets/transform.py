@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from pydantic import Field
 
 from orchestration.assets.ingestion import OWNER
 from orchestration.dbt import dbt_project
@@ -27,6 +28,18 @@ class SegwhDbtTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(group_name="transform", owners=[OWNER])
 
 
+class DbtBuildConfig(dg.Config):
+    only_rows_of_this_run: bool = Field(
+        default=False,
+        description=(
+            "Event tests (the uniqueness and not-null tests of the staged and stitched events) "
+            "check only the events this run loaded instead of every event, so that their cost "
+            "follows the new data; the landing-files sensor sets it for its incremental runs. "
+            "Every other test checks its whole table."
+        ),
+    )
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -38,6 +51,7 @@ def dbt_models(
     warehouse: WarehouseResource,
     as_of: AsOfResource,
     privacy: PrivacyResource,
+    config: DbtBuildConfig,
 ):
     """Build (run + test) the selected dbt models at the run's as_of."""
     with warehouse.connect() as con:  # staging pseudonymizes identifiers with the secret key
@@ -46,8 +60,14 @@ def dbt_models(
     # environment: profiles.yml the path and memory limit, the as_of macro the as_of (not --vars,
     # whose change on every run would make dbt re-parse the whole project).
     as_of_value = as_of.resolve(context).isoformat()
-    export_for_dbt(warehouse.path, warehouse.memory_limit, as_of_value)
-    context.log.info("dbt build at as_of=%s", as_of_value)
+    # this run's events carry load_id = run id (ingestion)
+    tested_load_id = context.run.run_id if config.only_rows_of_this_run else ""
+    export_for_dbt(warehouse.path, warehouse.memory_limit, as_of_value, tested_load_id)
+    context.log.info(
+        "dbt build at as_of=%s; event tests check %s",
+        as_of_value,
+        f"the events of load {tested_load_id}" if tested_load_id else "every event",
+    )
     # dbt unit tests check the SQL logic on fixed inputs: the test suite runs them (CI), a
     # production build only tests the data.
     invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
