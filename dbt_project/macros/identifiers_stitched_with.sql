@@ -9,19 +9,21 @@
     (identifier, person_id).
 -#}
 {% macro identifiers_stitched_with(events_relation) -%}
+    {#- the saved map, or none when there is none yet -#}
     {%- if execute -%}
-        {{- return(adapter.get_relation(
-            database=events_relation.database,
-            schema=events_relation.schema,
-            identifier=events_relation.identifier ~ '__identifiers',
-        )) -}}
+        {{- return(load_relation(identifiers_stitched_with_relation(events_relation))) -}}
     {%- endif -%}
     {{- return(none) -}}
 {%- endmacro %}
 
 {% macro save_identifiers_stitched_with(events_relation) -%}
-create or replace table
-    {{ events_relation.incorporate(path={'identifier': events_relation.identifier ~ '__identifiers'}) }} as
+create or replace table {{ identifiers_stitched_with_relation(events_relation) }} as
 select identifier_type, identifier, person_id
 from {{ ref('int_identifiers_stitched') }}
+{%- endmacro %}
+
+{% macro identifiers_stitched_with_relation(events_relation) -%}
+    {{- return(events_relation.incorporate(
+        path={'identifier': events_relation.identifier ~ '__identifiers'}
+    )) -}}
 {%- endmacro %}

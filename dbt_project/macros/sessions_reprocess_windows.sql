@@ -156,7 +156,6 @@ select * from windows
 {%- endmacro %}
 
 
-
 {#- Where an incremental run of `sessions` keeps its reprocess windows: a temporary table of the
     model's connection, computed once by the pre-hook (it scans every event and session) and read
     by both the model's query and the strategy's delete; the post-hook drops it. -#}

@@ -22,9 +22,9 @@
     replacing any stored row of the same event_id. Which identifiers changed: the post-hook keeps
     the identifier -> person map each run stitched with (int_events_stitched__identifiers, one
     row per identifier), and the next run compares it with the current map, so finding them
-    costs in proportion to the identifiers, not to the stored events. (Without that table, e.g.
-    on the first run after an upgrade, the stored events are compared instead.) The pre-hook drops the events after as_of
-    when as_of moved back. The result equals a full rebuild (tests/test_dbt_sessions.py). A
+    costs in proportion to the identifiers, not to the stored events (without that table, e.g.
+    on the first run after an upgrade, the stored events are compared instead). The pre-hook
+    drops the events after as_of when as_of moved back. The result equals a full rebuild (tests/test_dbt_sessions.py). A
     change of the bot pattern or of the event taxonomy vars needs --full-refresh, as any change
     of an incremental model's logic does.
 -#}
