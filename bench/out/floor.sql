@@ -186,18 +186,68 @@ renamed as (
 select * from renamed
 ;
 
+-- int_identifier_pairs
+create or replace table "scratch"."int_identifier_pairs" as
+with
+
+new_events as (
+
+    select anonymous_id, user_id, occurred_at, loaded_at
+    from "scratch"."stg_clickstream__events"
+    
+
+),
+
+seen as (
+
+    select
+        anonymous_id,
+        user_id,
+        min(occurred_at) as first_seen_at
+    from new_events
+    group by anonymous_id, user_id
+
+),
+
+
+
+merged as (
+
+    select * from seen
+
+),
+
+
+
+final as (
+
+    select
+        -- either id may be null: the key names the pair, nulls included
+        md5(cast(coalesce(anonymous_id, '') || '|' || coalesce(user_id, '') as TEXT)) as pair_key,
+        anonymous_id,
+        user_id,
+        first_seen_at,
+        (select max(loaded_at) from new_events) as events_loaded_through
+    from merged
+
+)
+
+select * from final
+;
+
 -- int_identifiers_stitched
 create or replace table "scratch"."int_identifiers_stitched" as
 with recursive
 
 identifier_pairs as (
 
-    -- every distinct (anonymous id, user id) combination seen on an event (either may be null)
-    select distinct
+    -- every distinct (anonymous id, user id) combination seen on an event at or before as_of
+    -- (either may be null); int_identifier_pairs keeps them incrementally
+    select
         anonymous_id,
         user_id
-    from "scratch"."stg_clickstream__events"
-    where occurred_at <= timezone('UTC', cast('2026-11-01T00:00:00+00:00' as timestamptz))
+    from "scratch"."int_identifier_pairs"
+    where first_seen_at <= timezone('UTC', cast('2026-11-01T00:00:00+00:00' as timestamptz))
 
 ),
 
