@@ -119,6 +119,15 @@ def load_settings() -> Settings:
     return settings
 
 
+# What export_for_dbt sets: everything dbt reads from this process's environment.
+DBT_ENVIRONMENT = (
+    "SEGWH_WAREHOUSE_PATH",
+    "SEGWH_DUCKDB_MEMORY_LIMIT",
+    "SEGWH_DBT_AS_OF",
+    "SEGWH_DBT_TESTED_LOAD_ID",
+)
+
+
 def export_for_dbt(
     warehouse_path: str,
     memory_limit: str,

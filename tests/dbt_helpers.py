@@ -19,7 +19,7 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 from orchestration.ingestion.crm import CRM_ENTITIES, load_crm_table
 from orchestration.ingestion.events import discover_files, load_event_files
 from orchestration.privacy import pseudonyms
-from orchestration.settings import DBT_PROJECT_DIR, export_for_dbt
+from orchestration.settings import DBT_ENVIRONMENT, DBT_PROJECT_DIR, export_for_dbt
 from orchestration.warehouse import connect
 from sample_data import DEFAULT_AS_OF
 
@@ -60,15 +60,7 @@ class Dbt:
     ) -> dbtRunnerResult:
         """Run one dbt command; by default fail the test with dbt's messages if it fails.
         ``tested_load_id``: the event tests check only that load (as in sensor runs)."""
-        previous = {
-            name: os.environ.get(name)
-            for name in (
-                "SEGWH_WAREHOUSE_PATH",
-                "SEGWH_DUCKDB_MEMORY_LIMIT",
-                "SEGWH_DBT_AS_OF",
-                "SEGWH_DBT_TESTED_LOAD_ID",
-            )
-        }
+        previous = {name: os.environ.get(name) for name in DBT_ENVIRONMENT}
         # the sample's as_of, unless a test passes --vars '{as_of: ...}', which wins
         export_for_dbt(str(self.warehouse), "1GB", DEFAULT_AS_OF.isoformat(), tested_load_id)
         with warehouse_connection(self.warehouse) as con:  # as the dbt asset does before dbt

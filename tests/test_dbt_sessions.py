@@ -171,6 +171,15 @@ def _deliver(warehouse: Path, source: Path, batch: int) -> None:
         )
 
 
+def _deliver_every_batch_once(world) -> None:
+    """For a test run alone (pytest -k): deliver every batch unless earlier tests did."""
+    with warehouse_connection(world["warehouse"]) as con:
+        delivered = con.execute("SELECT count(*) FROM raw.events").fetchone()[0]
+    if not delivered:
+        for batch in range(1, BATCHES + 1):
+            _deliver(world["warehouse"], world["source"], batch)
+
+
 SESSIONS, STITCHED_EVENTS = "marts.sessions", "intermediate.int_events_stitched"
 PAIRS = "intermediate.int_identifier_pairs"
 PERSON_AGGREGATES = {
@@ -399,11 +408,7 @@ def test_person_aggregates_follow_a_moving_as_of(world, step):
     full rebuild. A step of a day or more moves every whole-day count."""
     warehouse = world["warehouse"]
     dbt = Dbt(warehouse, world["root"])
-    with warehouse_connection(warehouse) as con:
-        delivered = con.execute("SELECT count(*) FROM raw.events").fetchone()[0]
-    if not delivered:  # run alone (pytest -k): deliver every batch first
-        for batch in range(1, BATCHES + 1):
-            _deliver(warehouse, world["source"], batch)
+    _deliver_every_batch_once(world)
     before = DEFAULT_AS_OF - timedelta(days=3)
     as_of = ("--vars", json.dumps({"as_of": before.isoformat()}))
     dbt.invoke("run", "--select", "+int_identifiers_stitched", "int_events_stitched", *as_of)
@@ -424,11 +429,7 @@ def test_sensor_runs_test_only_the_events_they_loaded(world):
     event tests check only that load's events; without it, every event."""
     warehouse = world["warehouse"]
     dbt = Dbt(warehouse, world["root"])
-    with warehouse_connection(warehouse) as con:
-        delivered = con.execute("SELECT count(*) FROM raw.events").fetchone()[0]
-    if not delivered:  # run alone (pytest -k): deliver every batch first
-        for batch in range(1, BATCHES + 1):
-            _deliver(warehouse, world["source"], batch)
+    _deliver_every_batch_once(world)
     dbt.invoke("run", "--select", "stg_clickstream__events")
     event_tests = ("test", "--select", "stg_clickstream__events,test_type:data")
 
