@@ -156,12 +156,7 @@ def publish_duckdb(
     counts: dict[str, int] = {}
     con.execute(f"ATTACH '{temporary}' AS publishing")
     try:
-        previous = _previous_version(con, "publishing", changes)
-        if previous is None:  # not the version the changes count from: start empty
-            con.execute("DETACH publishing")
-            temporary.unlink(missing_ok=True)
-            con.execute(f"ATTACH '{temporary}' AS publishing")
-            previous = {}
+        previous = _published_schemas(con, "publishing", changes)
         for table in tables:
             name = published_name(table)
             target_table = f'publishing.main."{name}"'
@@ -189,25 +184,25 @@ def publish_duckdb(
     return counts
 
 
-def _previous_version(
+def _published_schemas(
     con: duckdb.DuckDBPyConnection, database: str, changes: UnpublishedChanges | None
-) -> dict[str, list[tuple[str, str]]] | None:
-    """Table -> [(column, type)] of the published DuckDB file attached as ``database``, or None
-    unless it holds version ``changes.since``."""
-    names = {
-        name
-        for (name,) in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = ? "
-            "AND schema_name = 'main'",
-            [database],
-        ).fetchall()
-    }
-    if changes is None or "publish_version" not in names:
-        return None
-    held = con.execute(f"SELECT max(version) FROM {database}.main.publish_version").fetchone()
-    if held[0] != changes.since:
-        return None
-    names.remove("publish_version")
+) -> dict[str, list[tuple[str, str]]]:
+    """Table -> [(column, type)] of a published DuckDB file attached as ``database``, when it
+    holds version ``changes.since``; otherwise its tables are dropped and {} returned."""
+    tables = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main'",
+        [database],
+    ).fetchall()
+    names = {name for (name,) in tables} - {"publish_version"}
+    held = None
+    if "publish_version" in {name for (name,) in tables}:
+        held = con.execute(f"SELECT max(version) FROM {database}.main.publish_version").fetchone()[
+            0
+        ]
+    if changes is None or held != changes.since:
+        for name in names:
+            con.execute(f'DROP TABLE {database}.main."{name}"')
+        return {}
     return {name: _columns(con, f'{database}.main."{name}"') for name in names}
 
 

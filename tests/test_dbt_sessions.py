@@ -377,8 +377,8 @@ def test_incremental_sessions_equal_a_full_rebuild_after_every_batch(world):
         assert _assert_incremental_equals_rebuild(dbt, warehouse, "sessions", SESSIONS)
         changed, logged, whole, dates = _unpublished_partitions(warehouse, batch > 1)
         assert whole  # the first build, or the full refresh of the comparison
-        if batch > 1:  # the incremental run logged exactly the dates it changed
-            assert changed == logged and changed < dates
+        if batch > 1:  # the incremental run logged every date it changed, and not every date
+            assert changed <= logged < dates and changed
         aggregates = _assert_person_aggregates_equal_a_rebuild(dbt, warehouse)
         if batch > 1:  # recomputed: the persons with new events, not everyone
             for refreshed, rows in aggregates.values():

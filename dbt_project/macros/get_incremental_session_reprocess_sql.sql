@@ -3,12 +3,8 @@
     Deletes, per person, the sessions from the person's reprocess_from on (all of them when it is
     null), then inserts the rebuilt sessions the model selected. The delete reads the same windows
     as the model: the temporary table the model's pre-hook computed from the table as it was
-    before this run (save_sessions_reprocess_windows).
-
-    Most rebuilt sessions equal the ones they replace (a person rebuilt in full for one late
-    event keeps all other sessions). The session dates of the rows that really changed (replaced
-    and rebuilt rows compared column for column) are logged as unpublished partitions
-    (macros/unpublished_partitions.sql), so the publish rewrites only those dates.
+    before this run (save_sessions_reprocess_windows). Both log the session dates they touch as
+    unpublished partitions (macros/unpublished_partitions.sql), so the publish rewrites only those.
 -#}
 {% macro get_incremental_session_reprocess_sql(arg_dict) -%}
 
@@ -20,14 +16,11 @@
     {{ target }}.person_id = windows.person_id
     and (windows.reprocess_from is null or {{ target }}.started_at >= windows.reprocess_from)
 {%- endset -%}
-{%- set log = unpublished_partitions_log(target) -%}
-{%- set replaced = 'temp.main.sessions_replaced' -%}
 
-{% if log is not none -%}
-create or replace temporary table sessions_replaced as
-select * from {{ target }}
-where exists (select 1 from {{ windows }} as windows where {{ in_windows }});
-{%- endif %}
+{{ log_unpublished_partitions(
+    target,
+    'select session_date from ' ~ target ~ ', ' ~ windows ~ ' as windows where ' ~ in_windows
+) }}
 
 delete from {{ target }}
 using {{ windows }} as windows
@@ -36,17 +29,6 @@ where {{ in_windows }};
 insert into {{ target }} ({{ columns }})
 select {{ columns }} from {{ source }};
 
-{% if log is not none -%}
-{%- set changed_rows -%}
-    (select {{ columns }} from {{ replaced }} except all select {{ columns }} from {{ source }})
-    union all
-    (select {{ columns }} from {{ source }} except all select {{ columns }} from {{ replaced }})
-{%- endset -%}
-{{ log_unpublished_partitions(
-    target, 'select session_date from (' ~ changed_rows ~ ') as changed_rows'
-) }};
-
-drop table {{ replaced }};
-{%- endif %}
+{{ log_unpublished_partitions(target, 'select session_date from ' ~ source) }}
 
 {%- endmacro %}
