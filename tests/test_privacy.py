@@ -213,7 +213,7 @@ def _scan_everything(world: World, values: set[str], skip_schemas=RAW_SCHEMAS) -
         )
         con.execute(f"ATTACH '{serving / 'segments.duckdb'}' AS published (READ_ONLY)")
         found += _scan_duckdb(con, "published", values, ())
-        for path in sorted((serving / "parquet").glob("*/**/*.parquet")):
+        for path in sorted((serving / "parquet").glob("*/*.parquet")):
             con.execute(f"CREATE OR REPLACE TEMP VIEW pq AS SELECT * FROM '{path}'")
             for (column,) in con.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE table_name = 'pq' "
