@@ -82,7 +82,7 @@ def _print_summary(settings: Settings) -> None:
     serving = settings.resolved_serving_dir
     print(f"\npublished for BI (read these, never the warehouse file): {serving}")
     print(f"  DuckDB:  {serving / 'segments.duckdb'}   (duckdb -readonly ...)")
-    print(f"  Parquet: {serving / 'parquet' / 'current'}/<table>.parquet (sessions/<date>.parquet)")
+    print(f"  Parquet: {serving / 'parquet' / 'current'}/<table>.parquet")
     if settings.serving_postgres_url:
         print(
             f"  PostgreSQL schema {settings.serving_postgres_schema!r} (role "

@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from orchestration.automation import DBT_OP, RAW_EVENTS_OP
@@ -162,95 +161,41 @@ def test_the_schedule_time_and_zone_are_configurable(tmp_path, monkeypatch):
 
 @pytest.mark.integration
 def test_the_incremental_run_loads_only_the_requested_files(tmp_path, small_sample):
-    """The history lands in a first sensor run, then the newest day's events in a second: each
-    loads only its files, validates only its rows; the second publishes only the session dates
-    that it changed."""
     landing = tmp_path / "landing"
     shutil.copytree(small_sample.landing_dir, landing)
-    newest = sorted(landing.iterdir())[-1]  # a Parquet file; its last day lands later
-    latest_day = tmp_path / "events-2026-10-31-0004.parquet"
-    with duckdb.connect() as con:
-        con.execute(f"CREATE TABLE events AS FROM '{newest}'")
-        for path, condition in ((newest, "NOT"), (latest_day, "")):
-            con.execute(
-                f"COPY (FROM events WHERE {condition} (occurred_at >= '2026-10-31')) TO '{path}'"
-            )
+    newest = sorted(landing.iterdir())[-1]
+    newest.rename(tmp_path / newest.name)  # lands later
     settings = _settings(tmp_path, landing, small_sample.crm_url)
     defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def("landing_files_sensor")
-    job = defs.resolve_job_def(sensor.job_name)
 
     with dg.instance_for_test() as instance:
         _materialize_what_incremental_runs_read(defs, instance)
-        history = _tick(sensor, landing, None, instance)
-        results = [
-            job.execute_in_process(instance=instance, run_config=request.run_config)
-            for request in history.run_requests
-        ]
-        latest_day.rename(landing / latest_day.name)
-        (request,) = _tick(sensor, landing, history.cursor, instance).run_requests
-        results.append(job.execute_in_process(instance=instance, run_config=request.run_config))
-    assert all(result.success for result in results)
+        first = _tick(sensor, landing, None, instance)
+        (tmp_path / newest.name).rename(newest)
+        second = _tick(sensor, landing, first.cursor, instance)
+        (request,) = second.run_requests
+        job = defs.resolve_job_def(sensor.job_name)
+        result = job.execute_in_process(instance=instance, run_config=request.run_config)
 
+    assert result.success
     with connect(settings.warehouse_path, read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM staging.stg_clickstream__events").fetchone()[0]
-        loaded = con.execute("SELECT file_name FROM raw.event_load_audit").fetchall()
-        last_load = con.execute(
-            "SELECT file_name FROM raw.event_load_audit WHERE load_id = "
-            "(SELECT arg_max(load_id, loaded_at) FROM raw.event_load_audit)"
-        ).fetchall()
-        dates = con.execute("SELECT count(DISTINCT session_date) FROM marts.sessions").fetchone()[0]
-    assert sorted(loaded) == sorted((p.name,) for p in landing.iterdir())
-    assert last_load == [(latest_day.name,)]
-    for result in results:
-        materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-        assert dg.AssetKey(["raw", "crm_customers"]) not in materialized  # no CRM reload
-        checks = {
-            e.event_specific_data.check_name: e.event_specific_data
-            for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        }
-        for name in ("expectations_raw_events", "expectations_stg_events"):
-            assert checks[name].passed, name
-            # cost ~ new data: the event checks validate only the rows this run loaded
-            assert checks[name].metadata["rows_validated"].value == "this run's load", name
-            assert checks[name].metadata["expectations"].value > 0, name
-
-    # the first publish wrote everything; the second only the session dates the run changed
-    rewritten = [
-        result.asset_materializations_for_node("serving__published_segments")[0]
-        .metadata["partitions_rewritten"]
-        .value["marts.sessions"]
-        for result in results
-    ]
-    assert rewritten[0] == "all" and 0 < rewritten[-1] < dates / 10, (rewritten, dates)
-    assert _published_differences(settings) == {}
-
-
-def _published_differences(settings: Settings) -> dict[str, int]:
-    """Tables whose published DuckDB or Parquet copy differs from the warehouse: rows."""
-    serving = settings.resolved_serving_dir
-    current = serving / "parquet" / "current"
-    differences = {}
-    with connect(settings.warehouse_path, read_only=True) as con:
-        con.execute(f"ATTACH '{serving / 'segments.duckdb'}' AS published (READ_ONLY)")
-        tables = con.execute(
-            "SELECT schema_name || '.' || table_name, table_name FROM duckdb_tables() "
-            "WHERE database_name = current_database() AND schema_name IN ('marts', 'ml')"
-        ).fetchall()
-        for table, name in tables:
-            partitioned = (current / name).is_dir()  # one file per partition
-            parquet = (
-                f"'{current / name}/*.parquet'" if partitioned else f"'{current / name}.parquet'"
-            )
-            for output in (f"published.main.{name}", parquet):
-                rows = con.execute(
-                    f"SELECT count(*) FROM ((FROM {table} EXCEPT ALL FROM {output}) "
-                    f"UNION ALL (FROM {output} EXCEPT ALL FROM {table}))"
-                ).fetchone()[0]
-                if rows:
-                    differences[output] = rows
-    return differences
+        loaded_files = con.execute("SELECT file_name FROM raw.event_load_audit").fetchall()
+        staged = con.execute("SELECT count(*) FROM staging.stg_clickstream__events").fetchone()[0]
+    assert loaded_files == [(newest.name,)]
+    assert staged > 0
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert dg.AssetKey(["raw", "crm_customers"]) not in materialized  # no CRM reload
+    checks = {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    for name in ("expectations_raw_events", "expectations_stg_events"):
+        assert checks[name].passed, name
+        # cost ~ new data: the event checks validate only the rows this run loaded
+        assert checks[name].metadata["rows_validated"].value == "this run's load", name
+        assert checks[name].metadata["expectations"].value > 0, name
 
 
 @pytest.mark.postgres

@@ -5,10 +5,8 @@ errors, no lock failures and never a mix of two versions."""
 import json
 import multiprocessing
 import os
-import shutil
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -19,13 +17,10 @@ from orchestration.publish import (
     CURRENT,
     PARQUET_DIR,
     PUBLISHED_DUCKDB,
-    PublishResult,
     new_version,
     publish_duckdb,
     publish_parquet,
     publish_postgres,
-    record_publish,
-    unpublished_changes,
 )
 from orchestration.warehouse import connect
 
@@ -249,146 +244,3 @@ def test_swap_gives_up_with_a_clear_error_when_readers_never_let_go(postgres_url
         with engine.begin() as pg:
             pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         engine.dispose()
-
-
-# --- partitioned tables: a publish rewrites only the partitions that changed -------------------
-
-PARTITIONED = ["marts.person_segments", "marts.sessions"]  # marts.sessions: by session_date
-FIRST_DAY = date(2026, 10, 1)
-
-
-def _day(n: int) -> date:
-    return FIRST_DAY + timedelta(days=n)
-
-
-def _partitioned_warehouse(warehouse: Path) -> None:
-    with connect(warehouse) as con:
-        con.execute("CREATE SCHEMA marts")
-        con.execute(
-            "CREATE TABLE marts.sessions AS SELECT 'session-' || i AS session_id, "
-            "? + (i % 10)::INTEGER AS session_date, i % 3 AS events FROM range(100) t(i)",
-            [FIRST_DAY],
-        )
-        con.execute("CREATE TABLE marts.person_segments AS SELECT 1 AS person_id")
-
-
-def _change(warehouse: Path, sql: str, logged: list[date | None]) -> None:
-    """Change the sessions as a dbt run does: the change and its log in one transaction."""
-    with connect(warehouse) as con:
-        con.execute("BEGIN")
-        con.execute(sql)
-        con.executemany(
-            "INSERT INTO serving.unpublished_partitions VALUES ('marts.sessions', ?)",
-            [[day] for day in logged],
-        )
-        con.execute("COMMIT")
-
-
-def _publish_partitioned(warehouse: Path, serving: Path, *, record: bool = True):
-    """One publish of the DuckDB and Parquet outputs, as the serving asset does."""
-    with connect(warehouse) as con:
-        changes = unpublished_changes(con)
-        version = new_version()
-        counts = publish_duckdb(con, PARTITIONED, serving, version, changes)
-        publish_parquet(con, PARTITIONED, serving, version, changes)
-        if record:
-            result = PublishResult(version, datetime.now(UTC), counts)
-            record_publish(con, result, run_id="test", checks_passed=[], outputs={})
-    return changes
-
-
-def _published_differences(warehouse: Path, serving: Path) -> dict[str, int]:
-    """Rows that differ between the warehouse and each output, per table."""
-    current = serving / PARQUET_DIR / CURRENT
-    outputs = {
-        "duckdb": lambda name: f"published.main.{name}",
-        "parquet": lambda name: (
-            f"'{current}/sessions/*.parquet'"
-            if name == "sessions"
-            else f"'{current}/{name}.parquet'"
-        ),
-    }
-    differences = {}
-    with connect(warehouse, read_only=True) as con:
-        con.execute(f"ATTACH '{serving / PUBLISHED_DUCKDB}' AS published (READ_ONLY)")
-        for output, relation in outputs.items():
-            for table in PARTITIONED:
-                name = table.split(".")[1]
-                differences[f"{output}:{name}"] = con.execute(
-                    f"SELECT count(*) FROM ((FROM {table} EXCEPT ALL FROM {relation(name)}) "
-                    f"UNION ALL (FROM {relation(name)} EXCEPT ALL FROM {table}))"
-                ).fetchone()[0]
-    return differences
-
-
-def _session_files(serving: Path) -> dict[str, int]:
-    """Parquet file of each session date in the current version -> its inode."""
-    folder = serving / PARQUET_DIR / CURRENT / "sessions"
-    return {path.name: path.stat().st_ino for path in folder.glob("*.parquet")}
-
-
-def test_a_publish_rewrites_only_the_partitions_logged_as_changed(tmp_path):
-    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
-    _partitioned_warehouse(warehouse)
-
-    assert _publish_partitioned(warehouse, serving) is None  # no log yet: everything
-    assert set(_session_files(serving)) == {f"{_day(n)}.parquet" for n in range(10)}
-    first = _session_files(serving)
-    changes = _publish_partitioned(warehouse, serving)  # nothing changed since
-    assert changes is not None and changes.changed("marts.sessions") == frozenset()
-    assert _session_files(serving) == first  # the same files, hard-linked
-
-    # one date's sessions change, one date's go, a new date comes
-    _change(
-        warehouse,
-        f"UPDATE marts.sessions SET events = events + 1 WHERE session_date = '{_day(3)}'; "
-        f"DELETE FROM marts.sessions WHERE session_date = '{_day(5)}'; "
-        f"INSERT INTO marts.sessions VALUES ('session-new', '{_day(10)}', 7)",
-        [_day(3), _day(5), _day(10)],
-    )
-    changes = _publish_partitioned(warehouse, serving)
-    assert changes.changed("marts.sessions") == {_day(3), _day(5), _day(10)}
-    after = _session_files(serving)
-    assert set(after) == set(first) - {f"{_day(5)}.parquet"} | {f"{_day(10)}.parquet"}
-    kept = set(first) - {f"{_day(3)}.parquet", f"{_day(5)}.parquet"}
-    assert {name: after[name] for name in kept} == {name: first[name] for name in kept}
-    assert after[f"{_day(3)}.parquet"] != first[f"{_day(3)}.parquet"]
-    assert set(_published_differences(warehouse, serving).values()) == {0}
-    with connect(warehouse, read_only=True) as con:  # the publish emptied the log
-        assert con.execute("SELECT count(*) FROM serving.unpublished_partitions").fetchone() == (0,)
-
-    # a whole-table rebuild (logged as null) rewrites every date
-    _change(warehouse, "UPDATE marts.sessions SET events = 0", [None])
-    assert _publish_partitioned(warehouse, serving).changed("marts.sessions") is None
-    assert not set(_session_files(serving).values()) & set(after.values())
-    assert set(_published_differences(warehouse, serving).values()) == {0}
-
-
-def test_a_publish_writes_a_table_whole_when_an_output_holds_another_version(tmp_path):
-    """Outputs restored to an older version (a backup put back, say) miss changes the log no
-    longer holds: they are written whole. So is a table whose schema changed."""
-    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
-    _partitioned_warehouse(warehouse)
-    _publish_partitioned(warehouse, serving)
-    _publish_partitioned(warehouse, serving)  # the log exists from here on
-    backup = tmp_path / "backup.duckdb"
-    shutil.copyfile(serving / PUBLISHED_DUCKDB, backup)
-    older = (serving / PARQUET_DIR / CURRENT).resolve()
-
-    _change(warehouse, f"DELETE FROM marts.sessions WHERE session_date = '{_day(1)}'", [_day(1)])
-    _publish_partitioned(warehouse, serving)
-    shutil.copyfile(backup, serving / PUBLISHED_DUCKDB)  # both outputs back at the older version
-    (serving / PARQUET_DIR / CURRENT).unlink()
-    (serving / PARQUET_DIR / CURRENT).symlink_to(older.name, target_is_directory=True)
-    _change(
-        warehouse,
-        f"UPDATE marts.sessions SET events = 9 WHERE session_date = '{_day(2)}'",
-        [_day(2)],
-    )
-    _publish_partitioned(warehouse, serving)
-    assert set(_published_differences(warehouse, serving).values()) == {0}
-
-    with connect(warehouse) as con:  # a new column, no partition logged
-        con.execute("ALTER TABLE marts.sessions ADD COLUMN channel VARCHAR DEFAULT 'web'")
-    _publish_partitioned(warehouse, serving)
-    assert set(_published_differences(warehouse, serving).values()) == {0}

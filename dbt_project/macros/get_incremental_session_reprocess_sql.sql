@@ -3,32 +3,21 @@
     Deletes, per person, the sessions from the person's reprocess_from on (all of them when it is
     null), then inserts the rebuilt sessions the model selected. The delete reads the same windows
     as the model: the temporary table the model's pre-hook computed from the table as it was
-    before this run (save_sessions_reprocess_windows). Both log the session dates they touch as
-    unpublished partitions (macros/unpublished_partitions.sql), so the publish rewrites only those.
+    before this run (save_sessions_reprocess_windows).
 -#}
 {% macro get_incremental_session_reprocess_sql(arg_dict) -%}
 
 {%- set target = arg_dict['target_relation'] -%}
 {%- set source = arg_dict['temp_relation'] -%}
 {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-{%- set windows = sessions_reprocess_windows_relation() -%}
-{%- set in_windows -%}
-    {{ target }}.person_id = windows.person_id
-    and (windows.reprocess_from is null or {{ target }}.started_at >= windows.reprocess_from)
-{%- endset -%}
-
-{{ log_unpublished_partitions(
-    target,
-    'select session_date from ' ~ target ~ ', ' ~ windows ~ ' as windows where ' ~ in_windows
-) }}
 
 delete from {{ target }}
-using {{ windows }} as windows
-where {{ in_windows }};
+using {{ sessions_reprocess_windows_relation() }} as windows
+where
+    {{ target }}.person_id = windows.person_id
+    and (windows.reprocess_from is null or {{ target }}.started_at >= windows.reprocess_from);
 
 insert into {{ target }} ({{ columns }})
-select {{ columns }} from {{ source }};
-
-{{ log_unpublished_partitions(target, 'select session_date from ' ~ source) }}
+select {{ columns }} from {{ source }}
 
 {%- endmacro %}

@@ -17,12 +17,10 @@ from orchestration.metadata import markdown_table
 from orchestration.publish import (
     PublishResult,
     new_version,
-    partitions_to_rewrite,
     publish_duckdb,
     publish_parquet,
     publish_postgres,
     record_publish,
-    unpublished_changes,
 )
 from orchestration.resources import ServingResource, WarehouseResource
 
@@ -61,9 +59,7 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
             "DuckDB file <serving>/segments.duckdb (swapped by rename), Parquet under "
             "<serving>/parquet/current (symlink switched), and, when configured, a PostgreSQL "
             "schema (swapped in one transaction, readable by the BI role). Runs only when every "
-            "blocking check of the run passed; each publish is recorded in serving.publish_log. "
-            "Sessions are published by partition (session_date): a run rewrites only the dates "
-            "it changed, and the Parquet output holds them as sessions/<date>.parquet."
+            "blocking check of the run passed; each publish is recorded in serving.publish_log."
         ),
     )
     def published_segments(
@@ -90,9 +86,8 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
                     [list(PUBLISHED_SCHEMAS)],
                 ).fetchall()
             ]
-            changes = unpublished_changes(con)
-            counts = publish_duckdb(con, tables, serving.folder, version, changes)
-            outputs["parquet"] = str(publish_parquet(con, tables, serving.folder, version, changes))
+            counts = publish_duckdb(con, tables, serving.folder, version)
+            outputs["parquet"] = str(publish_parquet(con, tables, serving.folder, version))
             if serving.postgres_url:
                 engine = sa.create_engine(serving.postgres_url)
                 try:
@@ -121,8 +116,6 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
                 "published_parquet": dg.MetadataValue.path(outputs["parquet"]),
                 "published_postgres_schema": outputs.get("postgres", "not configured"),
                 "checks_passed": len(passed),
-                # partitioned tables: rewritten partitions, where an output holds the last version
-                "partitions_rewritten": dg.MetadataValue.json(partitions_to_rewrite(changes)),
             }
         )
 

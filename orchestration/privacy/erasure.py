@@ -332,36 +332,28 @@ def erase_in_serving(
 
 def _erase_parquet(con: duckdb.DuckDBPyConnection, root: Path, removed: dict[str, int]) -> None:
     """A new version folder without the subject's rows; ``current`` switched to it; every
-    other version (each holds the subject) deleted. Files without the subject's rows are hard
-    links to the current ones (published files are never modified in place)."""
+    other version (each holds the subject) deleted."""
     current = (root / CURRENT).resolve()
     version = f"{current.name}-erased-{uuid.uuid4().hex[:8]}"
     folder = root / version
     folder.mkdir()
-    for path in sorted(current.rglob("*")):  # a folder sorts before its files
-        relative = path.relative_to(current)
-        if path.is_dir():
-            (folder / relative).mkdir()
-            continue
+    for path in sorted(current.iterdir()):
         if path.suffix != ".parquet":
-            shutil.copyfile(path, folder / relative)
+            shutil.copyfile(path, folder / path.name)
             continue
         con.execute(f"CREATE OR REPLACE TEMP VIEW _published AS SELECT * FROM '{path}'")
         columns = [
             d[0].lower() for d in con.execute("SELECT * FROM _published LIMIT 0").description
         ]
         predicate = _person_predicate(columns) or "false"
-        rows = con.execute(f"SELECT count(*) FROM _published WHERE {predicate}").fetchone()[0]
-        table = f"parquet:{relative.parts[0]}"  # a partitioned table's folder counts as one
-        removed[table] = removed.get(table, 0) + rows
-        if rows == 0:
-            os.link(path, folder / relative)
-            continue
+        removed[f"parquet:{path.name}"] = con.execute(
+            f"SELECT count(*) FROM _published WHERE {predicate}"
+        ).fetchone()[0]
         con.execute(
-            f"COPY (SELECT * FROM _published WHERE NOT ({predicate})) "
-            f"TO '{folder / relative}' (FORMAT parquet)"
+            f"COPY (SELECT * FROM _published WHERE NOT ({predicate})) TO '{folder / path.name}' "
+            "(FORMAT parquet)"
         )
-    con.execute("DROP VIEW IF EXISTS _published")
+    con.execute("DROP VIEW _published")
     link = root / f".{CURRENT}.{version}.tmp"
     link.symlink_to(version, target_is_directory=True)
     os.replace(link, root / CURRENT)

@@ -5,10 +5,7 @@
         unique_key='session_id',
         on_schema_change='fail',
         pre_hook="{% if is_incremental() %}{{ save_sessions_reprocess_windows() }}{% endif %}",
-        post_hook=[
-            "drop table if exists {{ sessions_reprocess_windows_relation() }}",
-            "{% if not is_incremental() %}{{ log_unpublished_partitions(this, 'select null') }}{% endif %}",
-        ],
+        post_hook="drop table if exists {{ sessions_reprocess_windows_relation() }}",
     )
 }}
 
