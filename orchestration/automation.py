@@ -14,6 +14,7 @@ import dagster as dg
 from orchestration.assets.ingestion import RAW_EVENTS
 from orchestration.assets.ml import CHURN_MODEL, CHURN_SNAPSHOTS, PERSON_CLUSTERS
 from orchestration.assets.privacy import RAW_EVENTS_RETENTION
+from orchestration.assets.serving import PUBLISHED_SEGMENTS
 from orchestration.assets.transform import STAGED_EVENTS, dbt_models
 from orchestration.checks import check_op_name
 from orchestration.ingestion.events import discover_files
@@ -24,6 +25,7 @@ RAW_EVENTS_OP = "raw__events"
 DBT_OP = dbt_models.op.name
 RAW_EVENTS_CHECK_OP = check_op_name(RAW_EVENTS, "raw_events")
 STAGED_EVENTS_CHECK_OP = check_op_name(STAGED_EVENTS, "stg_events")
+PUBLISH_OP = PUBLISHED_SEGMENTS.to_python_identifier()
 
 full_build_job = dg.define_asset_job(
     name="full_build",
@@ -106,6 +108,8 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
                     RAW_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}},
                     STAGED_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}},
                     DBT_OP: {"config": {"only_rows_of_this_run": True}},
+                    # the published DuckDB file is patched with the rows that changed
+                    PUBLISH_OP: {"config": {"only_changed_rows": True}},
                 }
             },
             tags={"segwh/new_files": str(len(paths))},

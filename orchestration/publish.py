@@ -6,7 +6,9 @@ serving outputs that readers use instead:
 - a DuckDB file, ``<serving>/segments.duckdb``: written under a temporary name, then renamed over
   the previous file (``os.replace`` is atomic on POSIX). A reader that opened the old file keeps
   reading it; the next open sees the new one. The publisher never opens the published file, so
-  readers never meet a lock.
+  readers never meet a lock. The temporary file is either written whole or, for runs that change
+  few rows (the landing sensor's), a copy of the published file patched with the rows that
+  changed (``patch_table``): the cost then follows the changed rows rather than the history.
 - Parquet files, ``<serving>/parquet/<version>/<schema>__<table>.parquet``; the ``current``
   symlink is switched atomically to the new version folder. Readers resolve ``current`` once per
   query (``os.path.realpath``) to read one version throughout.
@@ -68,23 +70,56 @@ def published_name(table: str) -> str:
     return table.split(".", 1)[-1]
 
 
+@dataclass(frozen=True)
+class PublishedTable:
+    rows: int
+    rows_written: int  # rows a patch deleted plus rows it inserted; every row of a whole write
+    patched: bool
+
+
 def publish_duckdb(
-    con: duckdb.DuckDBPyConnection, tables: list[str], serving_dir: Path, version: str
-) -> dict[str, int]:
-    """Copy ``tables`` into a new DuckDB file and swap it in atomically; return row counts."""
+    con: duckdb.DuckDBPyConnection,
+    tables: list[str],
+    serving_dir: Path,
+    version: str,
+    *,
+    patch: bool = False,
+) -> dict[str, PublishedTable]:
+    """Copy ``tables`` into a new DuckDB file and swap it in atomically.
+
+    With ``patch``, the new file starts as a copy of the published one and each table is patched
+    with its changed rows (``patch_table``); a table that is new, has other columns or changed
+    for the most part is written whole, and tables no longer published are dropped. Deleted rows
+    leave some free space behind, so a run that writes whole (the nightly) also compacts the file.
+    """
     serving_dir.mkdir(parents=True, exist_ok=True)
     target = serving_dir / PUBLISHED_DUCKDB
     temporary = serving_dir / f".{PUBLISHED_DUCKDB}.{version}.tmp"
     temporary.unlink(missing_ok=True)
-    counts: dict[str, int] = {}
+    patching = patch and target.exists()
+    if patching:
+        shutil.copyfile(target, temporary)
+    published: dict[str, PublishedTable] = {}
     con.execute(f"ATTACH '{temporary}' AS publishing")
     try:
+        if patching:
+            wanted = {published_name(table) for table in tables}
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'publishing'"
+            ).fetchall():
+                if name not in wanted:  # publish_version, and tables no longer published
+                    con.execute(f'DROP TABLE publishing.main."{name}"')
         for table in tables:
-            name = published_name(table)
-            con.execute(f'CREATE TABLE publishing.main."{name}" AS SELECT * FROM {table}')
-            counts[table] = con.execute(
-                f'SELECT count(*) FROM publishing.main."{name}"'
-            ).fetchone()[0]
+            copy = f'publishing.main."{published_name(table)}"'
+            rows_written = patch_table(con, table, copy) if patching else None
+            if rows_written is None:
+                con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {table}")
+            rows = con.execute(f"SELECT count(*) FROM {copy}").fetchone()[0]
+            published[table] = PublishedTable(
+                rows=rows,
+                rows_written=rows if rows_written is None else rows_written,
+                patched=rows_written is not None,
+            )
         con.execute(
             "CREATE TABLE publishing.main.publish_version AS "
             "SELECT ?::VARCHAR AS version, now() AS published_at",
@@ -93,7 +128,65 @@ def publish_duckdb(
     finally:
         con.execute("DETACH publishing")
     os.replace(temporary, target)
-    return counts
+    return published
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
+    return [(c[0], c[1]) for c in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+
+
+def patch_table(
+    con: duckdb.DuckDBPyConnection, source: str, copy: str, *, max_changed_share: float = 0.5
+) -> int | None:
+    """Make ``copy`` hold the same rows as ``source`` by deleting and inserting only the rows that
+    differ; return the number of rows deleted plus inserted, or None (nothing done) when ``copy``
+    is missing, has other columns, or more than ``max_changed_share`` of its rows would change
+    (writing it whole is cheaper then).
+
+    Rows are compared by their 64-bit row hash with multiplicity: every hash whose number of
+    rows differs between the two is deleted from ``copy`` and inserted again from ``source``, so
+    duplicate rows and rows with NULLs are handled too. A changed row goes unnoticed only if its
+    new hash equals that of another row of the table (odds about rows / 2**64 per changed row);
+    such a row would stay until the next whole write.
+    """
+    try:
+        published_columns = _columns(con, copy)
+    except duckdb.CatalogException:  # not published yet
+        return None
+    if published_columns != _columns(con, source):
+        return None
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE publish_changed_hashes AS "
+        "WITH published AS ("
+        f"  SELECT hash(p) AS row_hash, count(*) AS copies FROM {copy} AS p GROUP BY ALL), "
+        "current AS ("
+        f"  SELECT hash(c) AS row_hash, count(*) AS copies FROM {source} AS c GROUP BY ALL) "
+        "SELECT coalesce(published.row_hash, current.row_hash) AS row_hash, "
+        "  coalesce(published.copies, 0) AS published_copies, "
+        "  coalesce(current.copies, 0) AS current_copies "
+        "FROM published FULL OUTER JOIN current ON published.row_hash = current.row_hash "
+        "WHERE published.copies IS DISTINCT FROM current.copies"
+    )
+    try:
+        to_delete, to_insert, rows = con.execute(
+            "SELECT coalesce(sum(published_copies), 0), coalesce(sum(current_copies), 0), "
+            f"(SELECT count(*) FROM {copy}) FROM publish_changed_hashes"
+        ).fetchone()
+        if to_delete + to_insert > max_changed_share * max(rows, 1):
+            return None
+        if to_delete:
+            con.execute(
+                f"DELETE FROM {copy} AS p "
+                "WHERE hash(p) IN (SELECT row_hash FROM publish_changed_hashes)"
+            )
+        if to_insert:
+            con.execute(
+                f"INSERT INTO {copy} SELECT * FROM {source} AS c "
+                "WHERE hash(c) IN (SELECT row_hash FROM publish_changed_hashes)"
+            )
+        return int(to_delete + to_insert)
+    finally:
+        con.execute("DROP TABLE publish_changed_hashes")
 
 
 def publish_parquet(

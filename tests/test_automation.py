@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.automation import DBT_OP, RAW_EVENTS_OP
+from orchestration.automation import DBT_OP, PUBLISH_OP, RAW_EVENTS_OP
 from orchestration.definitions import build_definitions
 from orchestration.resources import LandingZoneResource
 from orchestration.settings import Settings
@@ -87,6 +87,8 @@ def test_a_new_file_gives_one_run_request_for_exactly_that_file(sensor_setup):
     assert request.run_config["ops"][RAW_EVENTS_OP]["config"]["files"] == [str(first)]
     # the dbt event tests check only the events of this run's load
     assert request.run_config["ops"][DBT_OP]["config"] == {"only_rows_of_this_run": True}
+    # the publish patches the published DuckDB file with the changed rows
+    assert request.run_config["ops"][PUBLISH_OP]["config"] == {"only_changed_rows": True}
 
     second = _write(landing / "events-2.jsonl", '{"event_id": "b"}\n')
     later = _tick(sensor, landing, result.cursor, instance)

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from orchestration.assets.privacy import ERASURE_OP
+from orchestration.automation import PUBLISH_OP
 from orchestration.definitions import build_definitions
 from orchestration.ingestion.events import discover_files, load_event_files
 from orchestration.privacy import pseudonyms
@@ -374,9 +375,15 @@ def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(wor
             }
         ],
     )
-    world.run(
+    result = world.run(
         "incremental_update",
-        {"ops": {"raw__events": {"config": {"files": [str(new_file)]}}}},
+        {
+            "ops": {
+                "raw__events": {"config": {"files": [str(new_file)]}},
+                # as the landing sensor asks: patch the published DuckDB file
+                PUBLISH_OP: {"config": {"only_changed_rows": True}},
+            }
+        },
     )
     with connect(world.settings.warehouse_path, read_only=True) as con:
         assert con.execute(
@@ -411,6 +418,30 @@ def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(wor
             )
             == []
         )
+    # the patch removed the withdrawn person's rows and left every published table equal to
+    # the warehouse's, writing far fewer rows than a whole publish
+    (publish,) = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey(["serving", "published_segments"])
+    ]
+    metadata = publish.materialization.metadata
+    assert "marts.sessions" not in metadata["duckdb_tables_written_whole"].value
+    with connect(world.settings.warehouse_path, read_only=True) as con:
+        con.execute(f"ATTACH '{published}' AS published (READ_ONLY)")
+        tables = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = current_database() AND schema_name IN ('marts', 'ml')"
+        ).fetchall()
+        rows = 0
+        for schema, table in tables:
+            rows += con.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone()[0]
+            assert con.execute(
+                f"SELECT (SELECT count(*) FROM (FROM {schema}.{table} "
+                f"EXCEPT ALL FROM published.main.{table})) + (SELECT count(*) FROM "
+                f"(FROM published.main.{table} EXCEPT ALL FROM {schema}.{table}))"
+            ).fetchone() == (0,), table
+    assert 0 < metadata["duckdb_rows_written"].value < rows / 4, rows
 
 
 def test_erasure_removes_every_trace_and_later_loads_do_not_bring_the_person_back(world):

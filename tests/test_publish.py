@@ -2,6 +2,7 @@
 folder and the PostgreSQL schema in a loop while new versions are published; they must see no
 errors, no lock failures and never a mix of two versions."""
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -133,7 +134,8 @@ def test_readers_never_see_errors_locks_or_mixed_versions(tmp_path, postgres_url
         version = new_version()
         _build_version(warehouse, version, index)
         with connect(warehouse) as con:
-            publish_duckdb(con, TABLES, serving, version)
+            # every other version patches a copy of the published file (as sensor runs do)
+            publish_duckdb(con, TABLES, serving, version, patch=index % 2 == 1)
             publish_parquet(con, TABLES, serving, version)
             publish_postgres(
                 con, TABLES, engine, schema, version, "segwh_bi_reader", tmp_path / "scratch"
@@ -244,3 +246,90 @@ def test_swap_gives_up_with_a_clear_error_when_readers_never_let_go(postgres_url
         with engine.begin() as pg:
             pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         engine.dispose()
+
+
+# --- patching the published DuckDB file with the changed rows -----------------------------------
+
+
+def _same_rows(con, left: str, right: str) -> bool:
+    """Equal as multisets of rows (EXCEPT ALL both ways)."""
+    return con.execute(
+        f"SELECT (SELECT count(*) FROM (FROM {left} EXCEPT ALL FROM {right})) "
+        f"+ (SELECT count(*) FROM (FROM {right} EXCEPT ALL FROM {left}))"
+    ).fetchone() == (0,)
+
+
+def test_a_patched_publish_writes_only_the_changed_rows_and_equals_the_warehouse(tmp_path):
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    published = serving / PUBLISHED_DUCKDB
+    tables = ["marts.sessions", "marts.segment_sizes", "marts.retired", "marts.reshaped"]
+    with connect(warehouse) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute(
+            "CREATE TABLE marts.sessions AS SELECT i AS id, i % 7 AS bucket, "
+            "CASE WHEN i % 5 = 0 THEN NULL ELSE [i, i + 1] END AS pages, "
+            "'2026-11-01'::TIMESTAMPTZ + to_minutes(i) AS started_at FROM range(1000) t(i)"
+        )
+        con.execute(
+            "CREATE TABLE marts.segment_sizes AS SELECT i AS segment, 10 AS size "
+            "FROM range(10) t(i)"
+        )
+        con.execute("CREATE TABLE marts.retired AS SELECT 1 AS x")
+        con.execute("CREATE TABLE marts.reshaped AS SELECT 1 AS x")
+        first = publish_duckdb(con, tables, serving, "v1", patch=True)  # nothing to patch yet
+        assert not any(t.patched for t in first.values())
+
+        # what the next run changes: 10 rows updated, 3 deleted, 1 duplicated, 2 added;
+        # a table retired, a new one, a column type changed, a table changed for the most part
+        con.execute("UPDATE marts.sessions SET bucket = 99 WHERE id < 10")
+        con.execute("DELETE FROM marts.sessions WHERE id IN (500, 501, 502)")
+        con.execute("INSERT INTO marts.sessions SELECT * FROM marts.sessions WHERE id = 600")
+        con.execute("INSERT INTO marts.sessions VALUES (1000, 1, NULL, NULL), (1001, 1, [], NULL)")
+        con.execute("UPDATE marts.segment_sizes SET size = 11 WHERE segment < 8")
+        con.execute("DROP TABLE marts.retired")
+        con.execute("CREATE TABLE marts.added AS SELECT 2 AS y")
+        con.execute("CREATE OR REPLACE TABLE marts.reshaped AS SELECT 1::BIGINT AS x")
+        os.link(published, tmp_path / "v1.duckdb")  # the inode readers of v1 hold open
+        v1_bytes = hashlib.sha256((tmp_path / "v1.duckdb").read_bytes()).hexdigest()
+
+        tables = ["marts.sessions", "marts.segment_sizes", "marts.added", "marts.reshaped"]
+        second = publish_duckdb(con, tables, serving, "v2", patch=True)
+
+        assert second["marts.sessions"].patched
+        # 10 updated (10 out, 10 in), 3 deleted, row 600 now twice (1 out, 2 in), 2 added
+        assert second["marts.sessions"].rows_written == 20 + 3 + 3 + 2
+        assert second["marts.sessions"].rows == 1000 - 3 + 1 + 2
+        for name in ("marts.segment_sizes", "marts.added", "marts.reshaped"):
+            assert not second[name].patched, name  # mostly changed / new / other columns
+            assert second[name].rows_written == second[name].rows, name
+        con.execute(f"ATTACH '{published}' AS published (READ_ONLY)")
+        try:
+            for table in tables:
+                assert _same_rows(con, table, f"published.main.{table.split('.')[1]}"), table
+            assert con.execute(
+                "SELECT table_name, data_type FROM duckdb_columns() "
+                "WHERE database_name = 'published' ORDER BY ALL"
+            ).fetchall() == [
+                ("added", "INTEGER"),
+                ("publish_version", "TIMESTAMP WITH TIME ZONE"),
+                ("publish_version", "VARCHAR"),
+                ("reshaped", "BIGINT"),
+                ("segment_sizes", "BIGINT"),
+                ("segment_sizes", "INTEGER"),
+                ("sessions", "BIGINT"),
+                ("sessions", "BIGINT"),
+                ("sessions", "BIGINT[]"),
+                ("sessions", "TIMESTAMP WITH TIME ZONE"),
+            ]  # marts.retired is gone
+            assert con.execute("SELECT version FROM published.publish_version").fetchall() == [
+                ("v2",)
+            ]
+        finally:
+            con.execute("DETACH published")
+
+        # unchanged tables write nothing; the file readers of v1 hold was never written to
+        third = publish_duckdb(con, tables, serving, "v3", patch=True)
+    assert {t: p.rows_written for t, p in third.items()} == dict.fromkeys(tables, 0)
+    assert all(p.patched for p in third.values())
+    assert hashlib.sha256((tmp_path / "v1.duckdb").read_bytes()).hexdigest() == v1_bytes
+    assert not list(serving.glob(".*.tmp"))

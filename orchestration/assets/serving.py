@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import sqlalchemy as sa
+from pydantic import Field
 
 from orchestration.assets.ingestion import OWNER
 from orchestration.metadata import markdown_table
@@ -27,6 +28,18 @@ from orchestration.resources import ServingResource, WarehouseResource
 PUBLISHED_SEGMENTS = dg.AssetKey(["serving", "published_segments"])
 # every table dbt builds in marts and every table the ml assets write is BI-facing
 PUBLISHED_SCHEMAS = ("marts", "ml")
+
+
+class PublishConfig(dg.Config):
+    only_changed_rows: bool = Field(
+        default=False,
+        description=(
+            "Patch a copy of the published DuckDB file with the rows that changed since, instead "
+            "of writing every table, so that its cost follows the changed rows; the landing-files "
+            "sensor sets it for its incremental runs. A full write (the default, the nightly run) "
+            "also compacts the file. Parquet and PostgreSQL outputs are always written whole."
+        ),
+    )
 
 
 def _failed_blocking_checks(context: dg.AssetExecutionContext) -> tuple[list[str], list[str]]:
@@ -64,6 +77,7 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
     )
     def published_segments(
         context: dg.AssetExecutionContext,
+        config: PublishConfig,
         warehouse: WarehouseResource,
         serving: ServingResource,
     ) -> dg.MaterializeResult:
@@ -86,7 +100,10 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
                     [list(PUBLISHED_SCHEMAS)],
                 ).fetchall()
             ]
-            counts = publish_duckdb(con, tables, serving.folder, version)
+            published = publish_duckdb(
+                con, tables, serving.folder, version, patch=config.only_changed_rows
+            )
+            counts = {table: published[table].rows for table in tables}
             outputs["parquet"] = str(publish_parquet(con, tables, serving.folder, version))
             if serving.postgres_url:
                 engine = sa.create_engine(serving.postgres_url)
@@ -111,7 +128,22 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
         return dg.MaterializeResult(
             metadata={
                 "version": version,
-                "tables": markdown_table([{"table": t, "rows": counts[t]} for t in tables]),
+                "tables": markdown_table(
+                    [
+                        {
+                            "table": t,
+                            "rows": published[t].rows,
+                            "duckdb": "patched" if published[t].patched else "written whole",
+                            "duckdb rows written": published[t].rows_written,
+                        }
+                        for t in tables
+                    ]
+                ),
+                "duckdb_rows_written": sum(p.rows_written for p in published.values()),
+                "duckdb_tables_written_whole": ", ".join(
+                    t for t in tables if not published[t].patched
+                )
+                or "none (every table patched)",
                 "published_duckdb": dg.MetadataValue.path(outputs["duckdb"]),
                 "published_parquet": dg.MetadataValue.path(outputs["parquet"]),
                 "published_postgres_schema": outputs.get("postgres", "not configured"),
