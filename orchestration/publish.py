@@ -135,6 +135,12 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, s
     return [(c[0], c[1]) for c in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
 
 
+def _hashed_rows(table: str) -> str:
+    """Each row's ``rowid`` and the hash of all its columns (no alias: a column of the same name
+    would shadow a table alias used as the row)."""
+    return f"SELECT rowid, hash(*COLUMNS(*)) AS row_hash FROM {table}"
+
+
 def patch_table(
     con: duckdb.DuckDBPyConnection, source: str, copy: str, *, max_changed_share: float = 0.5
 ) -> int | None:
@@ -158,9 +164,9 @@ def patch_table(
     con.execute(
         "CREATE OR REPLACE TEMP TABLE publish_changed_hashes AS "
         "WITH published AS ("
-        f"  SELECT hash(p) AS row_hash, count(*) AS copies FROM {copy} AS p GROUP BY ALL), "
+        f"  SELECT row_hash, count(*) AS copies FROM ({_hashed_rows(copy)}) GROUP BY ALL), "
         "current AS ("
-        f"  SELECT hash(c) AS row_hash, count(*) AS copies FROM {source} AS c GROUP BY ALL) "
+        f"  SELECT row_hash, count(*) AS copies FROM ({_hashed_rows(source)}) GROUP BY ALL) "
         "SELECT coalesce(published.row_hash, current.row_hash) AS row_hash, "
         "  coalesce(published.copies, 0) AS published_copies, "
         "  coalesce(current.copies, 0) AS current_copies "
@@ -174,15 +180,16 @@ def patch_table(
         ).fetchone()
         if to_delete + to_insert > max_changed_share * max(rows, 1):
             return None
+        changed = "SELECT row_hash FROM publish_changed_hashes"
         if to_delete:
             con.execute(
-                f"DELETE FROM {copy} AS p "
-                "WHERE hash(p) IN (SELECT row_hash FROM publish_changed_hashes)"
+                f"DELETE FROM {copy} WHERE rowid IN "
+                f"(SELECT rowid FROM ({_hashed_rows(copy)}) WHERE row_hash IN ({changed}))"
             )
         if to_insert:
             con.execute(
-                f"INSERT INTO {copy} SELECT * FROM {source} AS c "
-                "WHERE hash(c) IN (SELECT row_hash FROM publish_changed_hashes)"
+                f"INSERT INTO {copy} SELECT * FROM {source} WHERE rowid IN "
+                f"(SELECT rowid FROM ({_hashed_rows(source)}) WHERE row_hash IN ({changed}))"
             )
         return int(to_delete + to_insert)
     finally:

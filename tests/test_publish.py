@@ -266,7 +266,9 @@ def test_a_patched_publish_writes_only_the_changed_rows_and_equals_the_warehouse
     with connect(warehouse) as con:
         con.execute("CREATE SCHEMA marts")
         con.execute(
-            "CREATE TABLE marts.sessions AS SELECT i AS id, i % 7 AS bucket, "
+            # columns named like the helper's own (row_hash) and like aliases (p, c)
+            "CREATE TABLE marts.sessions AS SELECT i AS id, i % 7 AS bucket, i % 2 AS p, "
+            "'x' AS c, i AS row_hash, "
             "CASE WHEN i % 5 = 0 THEN NULL ELSE [i, i + 1] END AS pages, "
             "'2026-11-01'::TIMESTAMPTZ + to_minutes(i) AS started_at FROM range(1000) t(i)"
         )
@@ -284,7 +286,10 @@ def test_a_patched_publish_writes_only_the_changed_rows_and_equals_the_warehouse
         con.execute("UPDATE marts.sessions SET bucket = 99 WHERE id < 10")
         con.execute("DELETE FROM marts.sessions WHERE id IN (500, 501, 502)")
         con.execute("INSERT INTO marts.sessions SELECT * FROM marts.sessions WHERE id = 600")
-        con.execute("INSERT INTO marts.sessions VALUES (1000, 1, NULL, NULL), (1001, 1, [], NULL)")
+        con.execute(
+            "INSERT INTO marts.sessions VALUES (1000, 1, 0, 'x', 0, NULL, NULL), "
+            "(1001, 1, 0, 'x', 0, [], NULL)"
+        )
         con.execute("UPDATE marts.segment_sizes SET size = 11 WHERE segment < 8")
         con.execute("DROP TABLE marts.retired")
         con.execute("CREATE TABLE marts.added AS SELECT 2 AS y")
@@ -318,8 +323,11 @@ def test_a_patched_publish_writes_only_the_changed_rows_and_equals_the_warehouse
                 ("segment_sizes", "INTEGER"),
                 ("sessions", "BIGINT"),
                 ("sessions", "BIGINT"),
+                ("sessions", "BIGINT"),
+                ("sessions", "BIGINT"),
                 ("sessions", "BIGINT[]"),
                 ("sessions", "TIMESTAMP WITH TIME ZONE"),
+                ("sessions", "VARCHAR"),
             ]  # marts.retired is gone
             assert con.execute("SELECT version FROM published.publish_version").fetchall() == [
                 ("v2",)
