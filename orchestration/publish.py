@@ -8,7 +8,8 @@ serving outputs that readers use instead:
   reading it; the next open sees the new one. The publisher never opens the published file, so
   readers never meet a lock. The temporary file is either written whole or, for runs that change
   few rows (the landing sensor's), a copy of the published file patched with the rows that
-  changed (``patch_table``): the cost then follows the changed rows rather than the history.
+  changed (``patch_table``): only the changed rows are written, though finding them still reads
+  every published table.
 - Parquet files, ``<serving>/parquet/<version>/<schema>__<table>.parquet``; the ``current``
   symlink is switched atomically to the new version folder. Readers resolve ``current`` once per
   query (``os.path.realpath``) to read one version throughout.

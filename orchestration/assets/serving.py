@@ -35,9 +35,10 @@ class PublishConfig(dg.Config):
         default=False,
         description=(
             "Patch a copy of the published DuckDB file with the rows that changed since, instead "
-            "of writing every table, so that its cost follows the changed rows; the landing-files "
-            "sensor sets it for its incremental runs. A full write (the default, the nightly run) "
-            "also compacts the file. Parquet and PostgreSQL outputs are always written whole."
+            "of writing every table: only those rows are written (finding them still reads every "
+            "table); the landing-files sensor sets it for its incremental runs. A full write (the "
+            "default, the nightly run) also compacts the file. Parquet and PostgreSQL outputs are "
+            "always written whole."
         ),
     )
 
