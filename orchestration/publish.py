@@ -98,37 +98,40 @@ def publish_duckdb(
     temporary = serving_dir / f".{PUBLISHED_DUCKDB}.{version}.tmp"
     temporary.unlink(missing_ok=True)
     patching = patch and target.exists()
-    if patching:
-        shutil.copyfile(target, temporary)
     published: dict[str, PublishedTable] = {}
-    con.execute(f"ATTACH '{temporary}' AS publishing")
     try:
         if patching:
-            wanted = {published_name(table) for table in tables}
-            for (name,) in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'publishing'"
-            ).fetchall():
-                if name not in wanted:  # publish_version, and tables no longer published
-                    con.execute(f'DROP TABLE publishing.main."{name}"')
-        for table in tables:
-            copy = f'publishing.main."{published_name(table)}"'
-            rows_written = patch_table(con, table, copy) if patching else None
-            if rows_written is None:
-                con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {table}")
-            rows = con.execute(f"SELECT count(*) FROM {copy}").fetchone()[0]
-            published[table] = PublishedTable(
-                rows=rows,
-                rows_written=rows if rows_written is None else rows_written,
-                patched=rows_written is not None,
+            shutil.copyfile(target, temporary)
+        con.execute(f"ATTACH '{temporary}' AS publishing")
+        try:
+            if patching:
+                wanted = {published_name(table) for table in tables}
+                for (name,) in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = 'publishing'"
+                ).fetchall():
+                    if name not in wanted:  # publish_version, and tables no longer published
+                        con.execute(f'DROP TABLE publishing.main."{name}"')
+            for table in tables:
+                copy = f'publishing.main."{published_name(table)}"'
+                rows_written = patch_table(con, table, copy) if patching else None
+                if rows_written is None:
+                    con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {table}")
+                rows = con.execute(f"SELECT count(*) FROM {copy}").fetchone()[0]
+                published[table] = PublishedTable(
+                    rows=rows,
+                    rows_written=rows if rows_written is None else rows_written,
+                    patched=rows_written is not None,
+                )
+            con.execute(
+                "CREATE TABLE publishing.main.publish_version AS "
+                "SELECT ?::VARCHAR AS version, now() AS published_at",
+                [version],
             )
-        con.execute(
-            "CREATE TABLE publishing.main.publish_version AS "
-            "SELECT ?::VARCHAR AS version, now() AS published_at",
-            [version],
-        )
+        finally:
+            con.execute("DETACH publishing")
+        os.replace(temporary, target)
     finally:
-        con.execute("DETACH publishing")
-    os.replace(temporary, target)
+        temporary.unlink(missing_ok=True)  # a failed publish leaves no half-written copy behind
     return published
 
 

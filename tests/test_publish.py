@@ -341,3 +341,20 @@ def test_a_patched_publish_writes_only_the_changed_rows_and_equals_the_warehouse
     assert all(p.patched for p in third.values())
     assert hashlib.sha256((tmp_path / "v1.duckdb").read_bytes()).hexdigest() == v1_bytes
     assert not list(serving.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("patch", [False, True])
+def test_a_failed_publish_leaves_the_published_file_and_no_temporary_copy(tmp_path, patch):
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    with connect(warehouse) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE TABLE marts.sizes AS SELECT i AS segment FROM range(10) t(i)")
+        publish_duckdb(con, ["marts.sizes"], serving, "v1")
+        before = (serving / PUBLISHED_DUCKDB).read_bytes()
+        con.execute("INSERT INTO marts.sizes VALUES (10)")
+
+        with pytest.raises(duckdb.CatalogException, match="missing"):
+            publish_duckdb(con, ["marts.sizes", "marts.missing"], serving, "v2", patch=patch)
+
+    assert (serving / PUBLISHED_DUCKDB).read_bytes() == before
+    assert sorted(p.name for p in serving.iterdir()) == [PUBLISHED_DUCKDB]
