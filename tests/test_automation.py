@@ -200,6 +200,34 @@ def test_the_incremental_run_loads_only_the_requested_files(tmp_path, small_samp
         assert checks[name].metadata["expectations"].value > 0, name
 
 
+@pytest.mark.integration
+def test_an_incremental_run_before_any_full_build_fails_with_what_to_do(tmp_path, small_sample):
+    """A sensor run on a new warehouse (no CRM staging, no seeds yet) stops before dbt and says
+    which inputs are missing and which job builds them; its files stay loaded."""
+    landing = tmp_path / "landing"
+    shutil.copytree(small_sample.landing_dir, landing)
+    settings = _settings(tmp_path, landing, small_sample.crm_url)
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def("landing_files_sensor")
+
+    with dg.instance_for_test() as instance:
+        (request,) = _tick(sensor, landing, None, instance).run_requests
+        result = defs.resolve_job_def(sensor.job_name).execute_in_process(
+            instance=instance, run_config=request.run_config, raise_on_error=False
+        )
+
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == DBT_OP
+    message = failure.event_specific_data.error.message
+    assert "staging/stg_crm__customers, staging/stg_crm__orders" in message
+    assert "seeds/rfm_segments" in message
+    assert "run the full_build job" in message
+    with connect(settings.warehouse_path, read_only=True) as con:
+        files = con.execute("SELECT count(*) FROM raw.event_load_audit").fetchone()[0]
+    assert files == len(list(landing.iterdir()))
+
+
 @pytest.mark.postgres
 @pytest.mark.integration
 def test_a_dagster_instance_on_postgresql_completes_a_run(tmp_path, small_sample, postgres_url):

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from pydantic import Field
 
@@ -55,6 +56,15 @@ def dbt_models(
 ):
     """Build (run + test) the selected dbt models at the run's as_of."""
     with warehouse.connect() as con:  # staging pseudonymizes identifiers with the secret key
+        missing = _inputs_not_built_yet(context, con)
+        if missing:
+            raise dg.Failure(
+                "the selected dbt models read models that this run does not build and that do "
+                f"not exist in the warehouse yet: {', '.join(missing)}. A first full build "
+                "creates them: run the full_build job (the nightly schedule runs it); event files "
+                "loaded by this run are kept and built then.",
+                metadata={"missing": ", ".join(missing)},
+            )
         privacy.install(con)
     # The warehouse resource and the run's as_of are the one source of what dbt reads from the
     # environment: profiles.yml the path and memory limit, the as_of macro the as_of (not --vars,
@@ -91,3 +101,31 @@ def dbt_models(
                 yield event
     if failure is not None:
         raise failure
+
+
+def _inputs_not_built_yet(
+    context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection
+) -> list[str]:
+    """dbt models and seeds that the selected models read, that this step does not build, and
+    that the warehouse lacks (e.g. a sensor run before any full build: no CRM staging, no seeds).
+    The translator keys models and seeds by schema and name."""
+    selected = context.selected_asset_keys
+    every_model = dbt_models  # the whole multi-asset (context.assets_def is this run's subset)
+    inputs = {
+        parent
+        for key in selected
+        for parent in every_model.asset_deps[key]
+        if parent in every_model.keys and parent not in selected
+    }
+    if not inputs:
+        return []
+    existing = {
+        f"{schema}/{name}"
+        for schema, name in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() "
+            "WHERE database_name = current_database() "
+            "UNION ALL SELECT schema_name, view_name FROM duckdb_views() "
+            "WHERE database_name = current_database()"
+        ).fetchall()
+    }
+    return sorted(key.to_user_string() for key in inputs if key.to_user_string() not in existing)
