@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import sqlalchemy as sa
+from table_helpers import rows_differing
 
 from orchestration.publish import (
     CURRENT,
@@ -251,14 +252,6 @@ def test_swap_gives_up_with_a_clear_error_when_readers_never_let_go(postgres_url
 # --- patching the published DuckDB file with the changed rows -----------------------------------
 
 
-def _same_rows(con, left: str, right: str) -> bool:
-    """Equal as multisets of rows (EXCEPT ALL both ways)."""
-    return con.execute(
-        f"SELECT (SELECT count(*) FROM (FROM {left} EXCEPT ALL FROM {right})) "
-        f"+ (SELECT count(*) FROM (FROM {right} EXCEPT ALL FROM {left}))"
-    ).fetchone() == (0,)
-
-
 def test_a_patched_publish_writes_only_the_changed_rows_and_equals_the_warehouse(tmp_path):
     warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
     published = serving / PUBLISHED_DUCKDB
@@ -310,7 +303,7 @@ def test_a_patched_publish_writes_only_the_changed_rows_and_equals_the_warehouse
         con.execute(f"ATTACH '{published}' AS published (READ_ONLY)")
         try:
             for table in tables:
-                assert _same_rows(con, table, f"published.main.{table.split('.')[1]}"), table
+                assert rows_differing(con, table, f"published.main.{table.split('.')[1]}") == 0
             assert con.execute(
                 "SELECT table_name, data_type FROM duckdb_columns() "
                 "WHERE database_name = 'published' ORDER BY ALL"
