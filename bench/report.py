@@ -13,6 +13,10 @@ STAGES = (
     "checks",
     "publish",
 )
+# the runs of one size (bench/run.py measure_size): N events; 2N events over the same period;
+# the newest half of the 2N sample's files (the same new events and recent days as 2N, half of
+# its history). Results from before recent_half have only the first two.
+HISTORIES = ("history", "recent_half", "double_history")
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -57,15 +61,23 @@ TARGETS: list[tuple[str, float, Callable[[dict[str, Any]], float | None], str]] 
         "s",
     ),
     (
-        "incremental run on 2x history / on 1x history (same new events)",
+        "incremental run on 2x history / on 1x history (same new events and recent days)",
         1.5,
-        lambda size: _ratio(
-            _get(size, "double_history", "incremental_update", "seconds"),
-            _get(size, "history", "incremental_update", "seconds"),
-        ),
+        lambda size: _history_growth(size, "incremental_update", "seconds"),
         "x",
     ),
 ]
+
+
+def _history_growth(size: dict[str, Any], *path: str) -> float | None:
+    """2N-sample value / its newest half's (older results: / the N sample's)."""
+    baseline = "recent_half" if "recent_half" in size else "history"
+    return _ratio(_get(size, "double_history", *path), _get(size, baseline, *path))
+
+
+def _label(name: str, history: dict[str, Any]) -> str:
+    label = _events(history["events"])
+    return label + " (newest half of 2x)" if name == "recent_half" else label
 
 
 def _number(value: float | None, unit: str = "") -> str:
@@ -109,22 +121,39 @@ def _targets(results: dict[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+def _density(results: dict[str, Any]) -> list[str]:
+    """Beside the target: how the incremental run grows with twice the events per day."""
+    lines = []
+    for size in results["sizes"]:
+        ratio = _ratio(
+            _get(size, "double_history", "incremental_update", "seconds"),
+            _get(size, "history", "incremental_update", "seconds"),
+        )
+        if ratio is not None and "recent_half" in size:
+            lines.append(
+                f"- {_events(size['events'])}: incremental run on the 2x sample / on the 1x "
+                f"sample (twice the persons and events per day, same new events): "
+                f"{_number(ratio, 'x')}"
+            )
+    return ["", *lines, ""] if lines else [""]
+
+
 def _runs(results: dict[str, Any]) -> list[str]:
     header = ["history", "new events", "run", "total s", *STAGES, "other", "overhead", "peak MiB"]
     rows = []
     for size in results["sizes"]:
-        for name in ("history", "double_history"):
+        for name in HISTORIES:
             history = size.get(name)
             if not history:
                 continue
             if "error" in history:
-                rows.append([_events(history["events"]), "-", f"failed: {history['error']}"])
+                rows.append([_label(name, history), "-", f"failed: {history['error']}"])
                 continue
             for job in ("full_build", "incremental_update"):
                 run = history[job]
                 rows.append(
                     [
-                        _events(history["events"]),
+                        _label(name, history),
                         f"{history['new_events']:,}" if job == "incremental_update" else "-",
                         job + ("" if run["success"] else " (**failed**)"),
                         _number(run["seconds"]),
@@ -171,34 +200,41 @@ def _floor(results: dict[str, Any]) -> list[str]:
 def _incremental_models(results: dict[str, Any], top: int = 15) -> list[str]:
     lines = []
     for size in results["sizes"]:
-        one = _get(size, "history", "incremental_update", "dbt")
-        if not one:
+        profiles = {
+            name: profile
+            for name in HISTORIES
+            if (profile := _get(size, name, "incremental_update", "dbt"))
+        }
+        if "history" not in profiles:
             continue
-        two = _get(size, "double_history", "incremental_update", "dbt")
-        n = size["events"]
-        header = ["dbt model", f"{_events(n)} history s"]
-        if two:
-            header += [f"{_events(2 * n)} history s", "growth"]
-        rows = []
-        for model, seconds in list(one["models"].items())[:top]:
-            row = [model, _number(seconds)]
-            if two:
-                doubled = two["models"].get(model)
-                row += [_number(doubled), _number(_ratio(doubled, seconds), "x")]
-            rows.append(row)
-        profiles = [one] + ([two] if two else [])
-        for kind in ("data_tests", "unit_tests"):
-            label = f"(all {one[kind]} dbt {kind.replace('_', ' ')})"
-            rows.append(
-                [label, *(_number(p[f"{kind}_seconds"]) for p in profiles)]
-                + (
-                    [_number(_ratio(two[f"{kind}_seconds"], one[f"{kind}_seconds"]), "x")]
-                    if two
-                    else []
-                )
+        header = ["dbt model", *(f"{_label(name, size[name])} history s" for name in profiles)]
+        # the last column: 2x history / its baseline (see _history_growth)
+        pair = []
+        if "double_history" in profiles:
+            baseline = "recent_half" if "recent_half" in profiles else "history"
+            pair = [profiles["double_history"], profiles[baseline]]
+            header.append(
+                f"growth ({_label('double_history', size['double_history'])} / "
+                f"{_label(baseline, size[baseline])})"
             )
+        rows = []
+        for model in list(profiles["history"]["models"])[:top]:
+            values = [p["models"].get(model) for p in (*profiles.values(), *pair)]
+            rows.append([model, *_values_and_growth(values, bool(pair))])
+        for kind in ("data_tests", "unit_tests"):
+            values = [p[f"{kind}_seconds"] for p in (*profiles.values(), *pair)]
+            label = f"(all {profiles['history'][kind]} dbt {kind.replace('_', ' ')})"
+            rows.append([label, *_values_and_growth(values, bool(pair))])
+        n = size["events"]
         lines += ["", f"Incremental run on {_events(n)} events:", "", *_table(header, rows)]
     return lines
+
+
+def _values_and_growth(values: list[float | None], growth: bool) -> list[str]:
+    """Seconds per run, then (with ``growth``) the ratio of the last two values given."""
+    if not growth:
+        return [_number(v) for v in values]
+    return [_number(v) for v in values[:-2]] + [_number(_ratio(values[-2], values[-1]), "x")]
 
 
 def _dbt_steps(results: dict[str, Any]) -> list[str]:
@@ -214,7 +250,7 @@ def _dbt_steps(results: dict[str, Any]) -> list[str]:
     ]
     rows = []
     for size in results["sizes"]:
-        for name in ("history", "double_history"):
+        for name in HISTORIES:
             for job in ("full_build", "incremental_update"):
                 run = _get(size, name, job)
                 if not run:
@@ -223,7 +259,7 @@ def _dbt_steps(results: dict[str, Any]) -> list[str]:
                     command = i["command_seconds"]
                     rows.append(
                         [
-                            _events(size[name]["events"]),
+                            _label(name, size[name]),
                             job,
                             i["step"],
                             _number(i["step_seconds"]),
@@ -252,7 +288,12 @@ def markdown(results: dict[str, Any]) -> str:
         "- versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
         "- sizes: "
         + ", ".join(_events(size["events"]) for size in results["sizes"])
-        + (" (each also at 2x history)" if results["double_history"] else "")
+        + (
+            " (each also as a sample of 2x the events over the same period, whole and as its "
+            "newest half)"
+            if results["double_history"]
+            else ""
+        )
         + "; the targets are set at 10M events"
         + (
             ""
@@ -264,13 +305,19 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         *_targets(results),
         "",
+        *_density(results),
         "## Runs: wall time per stage (seconds) and peak memory",
         "",
         "Stages sum Dagster's step durations (`dbt_build`: every dbt step, tests included; "
         "`checks`: expectation and drift checks); overhead is the rest of the run's wall time. "
         "Peak memory: resident memory of the benchmark process and its dbt subprocesses, summed, "
         "sampled every 0.2 s. The incremental run adds the newest landing file, held back from "
-        "the full run (1% of the events of the 1x history; the same absolute number on 2x).",
+        "the full run (1% of the events of the 1x history; the same absolute number on 2x). "
+        "The 2x sample holds twice the events over the same months (twice the persons, twice "
+        "the events per day); its newest half is the same sample without its older files: the "
+        "same new file and the same recent days (the sessions lookback), half the history. "
+        "2x / newest half is how a sensor run's cost grows with the history (the target); "
+        "2x / 1x adds what grows with the number of persons and the events per day.",
         "",
         *_runs(results),
         "",

@@ -8,8 +8,11 @@ holds the newest back (1% of the events); runs the `full_build` job in process o
 Dagster instance; runs the floor (bench/floor_script.py: dbt's compiled SQL up to
 person_features as one plain DuckDB script) on a copy of the same raw tables; then lands the
 held-back file and runs `incremental_update` with the run config of the landing-files sensor's
-tick. With double history (the default), the same again on 2N events in 200 files: the held-back
-file holds the same absolute number of new events (N / 100) on twice the history.
+tick. With double history (the default), a sample of 2N events in 200 files over the same
+months, run twice: whole, and as its newest 100 files only (the newest half). Both add the same
+held-back file (N / 100 events) after the same recent days, so whole / newest half is how a
+sensor run's cost grows with the history; whole / the N sample adds what grows with the events
+and persons per day.
 
 Every history runs in a fresh process; a thread samples the resident memory of that process
 and its children (the dbt subprocesses) every 0.2 s. Wall time per stage comes from Dagster's
@@ -50,7 +53,7 @@ from typing import Any, TypeVar
 import dagster as dg
 import pyarrow.parquet as pq
 from floor_script import FloorScript, compile_floor, run_floor
-from report import STAGES, markdown
+from report import HISTORIES, STAGES, markdown
 
 from orchestration.assets.ml import CHURN_MODEL, CHURN_SCORES, PERSON_CLUSTERS
 from orchestration.definitions import build_definitions
@@ -302,9 +305,26 @@ def in_fresh_process(func: Callable[..., T], *args: Any) -> T:
         return pool.submit(func, *args).result()
 
 
+def newest_files(sample: Sample, files: int, folder: Path) -> Sample:
+    """The same sample without its older history: a landing folder of hard links to its newest
+    ``files`` landing files (the held-back newest one included) and the same CRM snapshot."""
+    landing = folder / "landing"
+    landing.mkdir(parents=True)
+    for path in sorted(sample.landing_dir.iterdir())[-files:]:
+        os.link(path, landing / path.name)
+    lines = sum(landed_lines(path) for path in landing.iterdir())
+    return Sample(landing, sample.crm_url, lines, sample.persons)
+
+
 def measure_size(
     events: int, double_history: bool, workdir: Path, floor: FloorScript, keep: bool
 ) -> dict[str, Any]:
+    """The runs of one size: ``history`` (N events in FILES files, the targets' runs) and, with
+    ``double_history``, a sample of 2N events in 2 * FILES files over the same period, run twice:
+    whole (``double_history``) and as its newest FILES files only (``recent_half``). Both add the
+    same newest file, so recent_half -> double_history doubles the history before the same new
+    events and the same recent days (the lookback); history -> double_history doubles how many
+    persons and events each day holds."""
     entry: dict[str, Any] = {"events": events}
     histories = [("history", events, FILES, floor)]
     if double_history:
@@ -313,15 +333,24 @@ def measure_size(
         folder = workdir / f"{n_events}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
+        runs = [(name, folder, n_events, files)]
         try:
             log.info("generating %d events in %d files", n_events, files)
             sample = in_fresh_process(generate_sample, folder / "sample", n_events, files)
-            entry[name] = in_fresh_process(
-                measure_history, n_events, files, folder, sample, floor_script
-            )
+            if name == "double_history":
+                runs.append(("recent_half", folder / "recent_half", events, FILES))
+            for run_name, run_folder, run_events, run_files in runs:
+                run_sample = sample
+                if run_name == "recent_half":
+                    run_sample = newest_files(sample, run_files, run_folder)
+                    run_events = run_sample.landed_lines
+                entry[run_name] = in_fresh_process(
+                    measure_history, run_events, run_files, run_folder, run_sample, floor_script
+                )
         except Exception as exc:  # a crashed or killed process: record it, go on
             log.exception("%s of %d events failed", name, n_events)
-            entry[name] = {"events": n_events, "error": repr(exc)}
+            for run_name, _, run_events, _ in runs:
+                entry.setdefault(run_name, {"events": run_events, "error": repr(exc)})
         finally:
             if not keep:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -359,7 +388,7 @@ def versions() -> dict[str, str]:
 def failures(results: dict[str, Any]) -> list[str]:
     problems = []
     for size in results["sizes"]:
-        for name in ("history", "double_history"):
+        for name in HISTORIES:
             history = size.get(name)
             if history is None:
                 continue

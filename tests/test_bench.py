@@ -49,3 +49,44 @@ def test_benchmark_smoke_run_measures_every_stage(tmp_path):
     report = tmp_path / results_file.with_suffix(".md").name
     assert "| 100k |" in report.read_text()
     assert (tmp_path / "floor.sql").read_text().lower().count("create") >= 10
+
+
+def _bench_module(name: str):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
+def test_the_newest_half_is_the_same_sample_without_its_older_files(tmp_path):
+    run = _bench_module("run")
+    landing = tmp_path / "sample" / "landing"
+    landing.mkdir(parents=True)
+    for day, lines in [(1, 3), (2, 4), (3, 5), (4, 6)]:
+        (landing / f"events-2026-01-0{day}.jsonl").write_text('{"e": 1}\n' * lines)
+    sample = run.Sample(landing, "sqlite:///crm.sqlite", 18, 7)
+
+    half = run.newest_files(sample, 2, tmp_path / "recent_half")
+
+    assert sorted(p.name for p in half.landing_dir.iterdir()) == [
+        "events-2026-01-03.jsonl",
+        "events-2026-01-04.jsonl",
+    ]
+    assert (half.landing_dir / "events-2026-01-04.jsonl").samefile(
+        landing / "events-2026-01-04.jsonl"
+    )  # hard links: no copy of the landing files
+    assert (half.landed_lines, half.crm_url) == (11, sample.crm_url)
+    assert len(list(landing.iterdir())) == 4  # the whole sample is untouched
+
+
+def test_history_growth_compares_with_the_newest_half_of_the_same_sample():
+    report = _bench_module("report")
+
+    def size(*seconds):
+        runs = dict(zip(("history", "double_history", "recent_half"), seconds, strict=False))
+        return {name: {"incremental_update": {"seconds": s}} for name, s in runs.items()}
+
+    assert report._history_growth(size(50.0, 80.0, 64.0), "incremental_update", "seconds") == 1.25
+    # results from before the newest half was measured: 2x / 1x sample
+    assert report._history_growth(size(50.0, 80.0), "incremental_update", "seconds") == 1.6
