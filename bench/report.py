@@ -90,7 +90,8 @@ def _number(value: float | None, unit: str = "") -> str:
 
 
 def _events(n: int) -> str:
-    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
+    """10,000,900 -> 10M (three significant digits: the newest half of a sample is not round)."""
+    return f"{n / 1e6:.3g}M" if n >= 1_000_000 else f"{n / 1e3:.3g}k"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
