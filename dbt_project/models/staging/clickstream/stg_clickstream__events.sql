@@ -9,9 +9,10 @@
 {#- Accepted events of humans, typed, identifiers pseudonymized, personal data removed.
 
     Incremental: each run stages only the loads not staged yet (load_id), so the bot pattern
-    and the keyed hash cost once per event, not once per run. Erasure and raw-event retention
-    delete from this table together with raw.events. A change of the bot pattern needs
-    --full-refresh.
+    and the keyed hash cost once per event, not once per run. Erasure deletes a person's rows
+    here as in raw.events; raw-event retention does not (these rows hold no personal data, and
+    the identity graph and the incremental models are rebuilt from them). A change of the bot
+    pattern needs --full-refresh.
 -#}
 
 with
