@@ -69,10 +69,19 @@ TARGETS: list[tuple[str, float, Callable[[dict[str, Any]], float | None], str]] 
 ]
 
 
+def _history_baseline(size: dict[str, Any]) -> str:
+    """What the 2N sample's runs are compared with: its newest half (older results: the N
+    sample)."""
+    return "recent_half" if "recent_half" in size else "history"
+
+
+def _growth(size: dict[str, Any], baseline: str, *path: str) -> float | None:
+    return _ratio(_get(size, "double_history", *path), _get(size, baseline, *path))
+
+
 def _history_growth(size: dict[str, Any], *path: str) -> float | None:
     """2N-sample value / its newest half's (older results: / the N sample's)."""
-    baseline = "recent_half" if "recent_half" in size else "history"
-    return _ratio(_get(size, "double_history", *path), _get(size, baseline, *path))
+    return _growth(size, _history_baseline(size), *path)
 
 
 def _label(name: str, history: dict[str, Any]) -> str:
@@ -126,10 +135,7 @@ def _density(results: dict[str, Any]) -> list[str]:
     """Beside the target: how the incremental run grows with twice the events per day."""
     lines = []
     for size in results["sizes"]:
-        ratio = _ratio(
-            _get(size, "double_history", "incremental_update", "seconds"),
-            _get(size, "history", "incremental_update", "seconds"),
-        )
+        ratio = _growth(size, "history", "incremental_update", "seconds")
         if ratio is not None and "recent_half" in size:
             lines.append(
                 f"- {_events(size['events'])}: incremental run on the 2x sample / on the 1x "
@@ -209,33 +215,30 @@ def _incremental_models(results: dict[str, Any], top: int = 15) -> list[str]:
         if "history" not in profiles:
             continue
         header = ["dbt model", *(f"{_label(name, size[name])} history s" for name in profiles)]
-        # the last column: 2x history / its baseline (see _history_growth)
-        pair = []
-        if "double_history" in profiles:
-            baseline = "recent_half" if "recent_half" in profiles else "history"
-            pair = [profiles["double_history"], profiles[baseline]]
+        growth = "double_history" in profiles
+        if growth:
+            baseline = _history_baseline(size)
+            two, one = profiles["double_history"], profiles[baseline]
             header.append(
                 f"growth ({_label('double_history', size['double_history'])} / "
                 f"{_label(baseline, size[baseline])})"
             )
         rows = []
         for model in list(profiles["history"]["models"])[:top]:
-            values = [p["models"].get(model) for p in (*profiles.values(), *pair)]
-            rows.append([model, *_values_and_growth(values, bool(pair))])
+            row = [model, *(_number(p["models"].get(model)) for p in profiles.values())]
+            if growth:
+                row.append(_number(_ratio(two["models"].get(model), one["models"].get(model)), "x"))
+            rows.append(row)
         for kind in ("data_tests", "unit_tests"):
-            values = [p[f"{kind}_seconds"] for p in (*profiles.values(), *pair)]
+            seconds = f"{kind}_seconds"
             label = f"(all {profiles['history'][kind]} dbt {kind.replace('_', ' ')})"
-            rows.append([label, *_values_and_growth(values, bool(pair))])
+            row = [label, *(_number(p[seconds]) for p in profiles.values())]
+            if growth:
+                row.append(_number(_ratio(two[seconds], one[seconds]), "x"))
+            rows.append(row)
         n = size["events"]
         lines += ["", f"Incremental run on {_events(n)} events:", "", *_table(header, rows)]
     return lines
-
-
-def _values_and_growth(values: list[float | None], growth: bool) -> list[str]:
-    """Seconds per run, then (with ``growth``) the ratio of the last two values given."""
-    if not growth:
-        return [_number(v) for v in values]
-    return [_number(v) for v in values[:-2]] + [_number(_ratio(values[-2], values[-1]), "x")]
 
 
 def _dbt_steps(results: dict[str, Any]) -> list[str]:

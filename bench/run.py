@@ -333,24 +333,24 @@ def measure_size(
         folder = workdir / f"{n_events}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        runs = [(name, folder, n_events, files)]
         try:
             log.info("generating %d events in %d files", n_events, files)
             sample = in_fresh_process(generate_sample, folder / "sample", n_events, files)
+            entry[name] = in_fresh_process(
+                measure_history, n_events, files, folder, sample, floor_script
+            )
             if name == "double_history":
-                runs.append(("recent_half", folder / "recent_half", events, FILES))
-            for run_name, run_folder, run_events, run_files in runs:
-                run_sample = sample
-                if run_name == "recent_half":
-                    run_sample = newest_files(sample, run_files, run_folder)
-                    run_events = run_sample.landed_lines
-                entry[run_name] = in_fresh_process(
-                    measure_history, run_events, run_files, run_folder, run_sample, floor_script
+                half_folder = folder / "recent_half"
+                half = newest_files(sample, FILES, half_folder)
+                entry["recent_half"] = in_fresh_process(
+                    measure_history, half.landed_lines, FILES, half_folder, half, None
                 )
         except Exception as exc:  # a crashed or killed process: record it, go on
             log.exception("%s of %d events failed", name, n_events)
-            for run_name, _, run_events, _ in runs:
-                entry.setdefault(run_name, {"events": run_events, "error": repr(exc)})
+            failed = {"events": n_events, "error": repr(exc)}
+            entry.setdefault(name, failed)
+            if name == "double_history":  # never compare 2x with the 1x sample by mistake
+                entry.setdefault("recent_half", failed | {"events": events})
         finally:
             if not keep:
                 shutil.rmtree(folder, ignore_errors=True)
