@@ -57,10 +57,12 @@ ui: install $(KEY_FILE)
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 # Regenerate requirements.lock after changing dependencies in pyproject.toml.

@@ -30,11 +30,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from orchestration.ingestion.crm import CRM_ENTITIES, load_crm_table
-from orchestration.ingestion.events import discover_files, load_event_files
-from orchestration.settings import DBT_PROJECT_DIR
-from orchestration.warehouse import connect
+from ingestion.crm import CRM_ENTITIES, load_crm_table
+from ingestion.events import discover_files, load_event_files
 from sample_data import DEFAULT_AS_OF, generate
+from warehouse.connection import connect
+from warehouse.settings import DBT_PROJECT_DIR
 
 LOAD_ID = "bench-load"
 MEMORY_LIMIT = "2GB"

@@ -21,8 +21,8 @@ from pathlib import Path
 import duckdb
 
 from orchestration.dbt import DBT_EXECUTABLE
-from orchestration.privacy import pseudonyms
-from orchestration.settings import DBT_PROJECT_DIR
+from privacy import pseudonyms
+from warehouse.settings import DBT_PROJECT_DIR
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.ingestion.events import discover_files, load_event_files
-from orchestration.warehouse import connect
+from ingestion.events import discover_files, load_event_files
 from sample_data import generate
+from warehouse.connection import connect
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ import duckdb
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from orchestration.definitions import build_definitions
-from orchestration.settings import Settings
 from sample_data import DEFAULT_AS_OF, generate
+from warehouse.settings import Settings
 
 PERSON_TRUTH_SQL = """
 WITH truth AS (

@@ -57,11 +57,11 @@ from report import HISTORIES, STAGES, markdown
 
 from orchestration.assets.ml import CHURN_MODEL, CHURN_SCORES, PERSON_CLUSTERS
 from orchestration.definitions import build_definitions
-from orchestration.privacy.pseudonyms import KEY_ENV_VAR
 from orchestration.resources import LandingZoneResource
-from orchestration.settings import DBT_PROJECT_DIR, Settings, parse_as_of
-from orchestration.warehouse import DEFAULT_MEMORY_LIMIT
+from privacy.pseudonyms import KEY_ENV_VAR
 from sample_data import DEFAULT_AS_OF, generate
+from warehouse.connection import DEFAULT_MEMORY_LIMIT
+from warehouse.settings import DBT_PROJECT_DIR, Settings, parse_as_of
 
 log = logging.getLogger("bench.run")
 

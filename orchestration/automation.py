@@ -11,15 +11,15 @@ import json
 
 import dagster as dg
 
+from ingestion.events import discover_files
 from orchestration.assets.ingestion import RAW_EVENTS
 from orchestration.assets.ml import CHURN_MODEL, CHURN_SNAPSHOTS, PERSON_CLUSTERS
 from orchestration.assets.privacy import RAW_EVENTS_RETENTION
 from orchestration.assets.serving import PUBLISHED_SEGMENTS
 from orchestration.assets.transform import STAGED_EVENTS, dbt_models
 from orchestration.checks import check_op_name
-from orchestration.ingestion.events import discover_files
 from orchestration.resources import LandingZoneResource
-from orchestration.settings import Settings
+from warehouse.settings import Settings
 
 RAW_EVENTS_OP = "raw__events"
 DBT_OP = dbt_models.op.name

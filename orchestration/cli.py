@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from orchestration.settings import PROJECT_DIR, Settings, load_settings
+from warehouse.settings import PROJECT_DIR, Settings, load_settings
 
 log = logging.getLogger("segwh")
 
@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace, settings: Settings, ops_config: dict | None =
 
 
 def _print_summary(settings: Settings) -> None:
-    from orchestration.warehouse import connect, table_row_counts
+    from warehouse.connection import connect, table_row_counts
 
     with connect(settings.warehouse_path, read_only=True) as con:
         counts = table_row_counts(con, SUMMARY_SCHEMAS)

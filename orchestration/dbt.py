@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from orchestration.settings import DBT_PROJECT_DIR, load_settings
+from warehouse.settings import DBT_PROJECT_DIR, load_settings
 
 load_settings()  # exports SEGWH_WAREHOUSE_PATH, which profiles.yml reads
 

@@ -21,7 +21,6 @@ from orchestration.automation import (
 )
 from orchestration.checks import expectation_check, mart_expectation_checks
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
-from orchestration.privacy.pseudonyms import KEY_ENV_VAR
 from orchestration.resources import (
     AsOfResource,
     CrmResource,
@@ -31,7 +30,8 @@ from orchestration.resources import (
     ServingResource,
     WarehouseResource,
 )
-from orchestration.settings import Settings, load_settings
+from privacy.pseudonyms import KEY_ENV_VAR
+from warehouse.settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

@@ -13,9 +13,9 @@ from pydantic import Field
 
 from ml.config import ChurnConfig
 from ml.registry import ModelRegistry
-from orchestration import warehouse
-from orchestration.privacy import pseudonyms
-from orchestration.settings import Settings, parse_as_of
+from privacy import pseudonyms
+from warehouse import connection as warehouse
+from warehouse.settings import Settings, parse_as_of
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from orchestration.settings import PROJECT_DIR
+from warehouse.settings import PROJECT_DIR
 
 # Identifiers are pseudonymized with a secret key from the environment; tests use a fixed one
 # (subprocesses such as the Dagster webserver and daemon inherit it).

@@ -16,12 +16,12 @@ import duckdb
 import sqlalchemy as sa
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
-from orchestration.ingestion.crm import CRM_ENTITIES, load_crm_table
-from orchestration.ingestion.events import discover_files, load_event_files
-from orchestration.privacy import pseudonyms
-from orchestration.settings import DBT_ENVIRONMENT, DBT_PROJECT_DIR, export_for_dbt
-from orchestration.warehouse import connect
+from ingestion.crm import CRM_ENTITIES, load_crm_table
+from ingestion.events import discover_files, load_event_files
+from privacy import pseudonyms
 from sample_data import DEFAULT_AS_OF
+from warehouse.connection import connect
+from warehouse.settings import DBT_ENVIRONMENT, DBT_PROJECT_DIR, export_for_dbt
 
 
 def load_sample(sample, warehouse: Path) -> None:

@@ -12,9 +12,9 @@ import pytest
 from orchestration.automation import DBT_OP, PUBLISH_OP, RAW_EVENTS_OP
 from orchestration.definitions import build_definitions
 from orchestration.resources import LandingZoneResource
-from orchestration.settings import Settings
-from orchestration.warehouse import connect
 from sample_data import DEFAULT_AS_OF
+from warehouse.connection import connect
+from warehouse.settings import Settings
 
 
 def _settings(tmp_path: Path, landing: Path, crm_url: str = "sqlite://") -> Settings:
@@ -151,7 +151,7 @@ def test_the_nightly_schedule_runs_the_whole_graph_at_two_utc(tmp_path):
 def test_the_schedule_time_and_zone_are_configurable(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGWH_NIGHTLY_CRON", "30 3 * * *")
     monkeypatch.setenv("SEGWH_NIGHTLY_TIMEZONE", "Europe/Berlin")
-    from orchestration.settings import load_settings
+    from warehouse.settings import load_settings
 
     schedule = build_definitions(load_settings()).resolve_schedule_def("nightly_full_build")
 
@@ -235,7 +235,7 @@ def test_a_dagster_instance_on_postgresql_completes_a_run(tmp_path, small_sample
     PostgreSQL server on loopback: a run completes and is stored there."""
     import sqlalchemy as sa
 
-    from orchestration.settings import PROJECT_DIR
+    from warehouse.settings import PROJECT_DIR
 
     database = f"dagster_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")

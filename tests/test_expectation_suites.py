@@ -833,7 +833,7 @@ def test_the_check_judges_freshness_at_the_runs_as_of(good_warehouse: Path, tmp_
 
 def test_every_suite_runs_as_a_check_on_its_asset(tmp_path: Path) -> None:
     from orchestration.definitions import build_definitions
-    from orchestration.settings import Settings
+    from warehouse.settings import Settings
 
     settings = Settings(
         data_dir=tmp_path,

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from orchestration.ingestion.crm import CRM_ENTITIES, CrmSchemaError, load_crm_table
-from orchestration.warehouse import connect
+from ingestion.crm import CRM_ENTITIES, CrmSchemaError, load_crm_table
+from warehouse.connection import connect
 
 CUSTOMERS_DDL = """CREATE TABLE {schema}customers (
     customer_id VARCHAR(20) PRIMARY KEY, email VARCHAR(100), first_name VARCHAR(50),

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestration.ingestion.events import discover_files, load_event_files
-from orchestration.warehouse import connect
+from ingestion.events import discover_files, load_event_files
+from warehouse.connection import connect
 
 GOOD = {
     "event_id": "e1",
@@ -185,7 +185,7 @@ def test_parquet_files_follow_the_same_contract(landing, warehouse):
 
 def test_a_failed_load_leaves_no_partial_rows(landing, warehouse, monkeypatch):
     _write(landing / "a.jsonl", [_line()])
-    import orchestration.ingestion.events as events
+    import ingestion.events as events
 
     def explode(*_args):
         raise RuntimeError("crash after inserting rows")
@@ -214,7 +214,7 @@ def test_hidden_and_unknown_files_are_ignored_and_missing_folder_is_explained(tm
 def test_loading_in_chunks_counts_exactly_as_in_one_piece(tmp_path, monkeypatch):
     """Large loads go in chunks of files (one transaction): duplicates across chunks are still
     duplicates, the first copy in file order wins, and a failing chunk undoes the whole load."""
-    import orchestration.ingestion.events as events
+    import ingestion.events as events
 
     landing = tmp_path / "landing"
     _write(landing / "a.jsonl", [_line(), _line(event_id="e2")])

@@ -12,9 +12,9 @@ import duckdb
 import pytest
 
 from orchestration.definitions import build_definitions
-from orchestration.settings import Settings
-from orchestration.warehouse import connect
 from sample_data import DEFAULT_AS_OF
+from warehouse.connection import connect
+from warehouse.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -17,16 +17,16 @@ import pytest
 import sqlalchemy as sa
 from table_helpers import rows_differing
 
+from ingestion.events import discover_files, load_event_files
 from orchestration.assets.privacy import ERASURE_OP
 from orchestration.automation import PUBLISH_OP
 from orchestration.definitions import build_definitions
-from orchestration.ingestion.events import discover_files, load_event_files
-from orchestration.privacy import pseudonyms
-from orchestration.privacy.erasure import ErasureRequestError, erase_in_warehouse
-from orchestration.privacy.pseudonyms import PseudonymizationKeyError
-from orchestration.settings import Settings
-from orchestration.warehouse import connect
+from privacy import pseudonyms
+from privacy.erasure import ErasureRequestError, erase_in_warehouse
+from privacy.pseudonyms import PseudonymizationKeyError
 from sample_data import DEFAULT_AS_OF
+from warehouse.connection import connect
+from warehouse.settings import Settings
 
 pytestmark = pytest.mark.integration
 

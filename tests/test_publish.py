@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from table_helpers import rows_differing
 
-from orchestration.publish import (
+from serving.publish import (
     CURRENT,
     PARQUET_DIR,
     PUBLISHED_DUCKDB,
@@ -24,7 +24,7 @@ from orchestration.publish import (
     publish_parquet,
     publish_postgres,
 )
-from orchestration.warehouse import connect
+from warehouse.connection import connect
 
 TABLES = ["marts.segment_sizes", "marts.person_segments"]
 VERSIONS = 6
@@ -228,7 +228,7 @@ def test_swap_does_not_deadlock_with_a_reader_opening_tables_in_another_order(
 
 @pytest.mark.postgres
 def test_swap_gives_up_with_a_clear_error_when_readers_never_let_go(postgres_url):
-    from orchestration.publish import _with_exclusive_locks
+    from serving.publish import _with_exclusive_locks
 
     schema = f"segments_{uuid.uuid4().hex[:8]}"
     engine = sa.create_engine(postgres_url)

@@ -12,8 +12,8 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 
 from orchestration.definitions import defs
-from orchestration.settings import PROJECT_DIR
-from orchestration.warehouse import connect
+from warehouse.connection import connect
+from warehouse.settings import PROJECT_DIR
 
 pytestmark = pytest.mark.integration
 

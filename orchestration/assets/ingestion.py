@@ -6,8 +6,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from orchestration.ingestion.crm import CRM_ENTITIES, load_crm_table
-from orchestration.ingestion.events import discover_files, load_event_files
+from ingestion.crm import CRM_ENTITIES, load_crm_table
+from ingestion.events import discover_files, load_event_files
 from orchestration.metadata import markdown_table, table_metadata
 from orchestration.resources import (
     CrmResource,

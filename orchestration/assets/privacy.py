@@ -2,10 +2,8 @@
 
 Consent and pseudonymization are part of the dbt models (marts/person_consents, the staging
 models); the pieces here need Python: deleting old raw events on schedule, and erasing a person
-from every layer on request (orchestration/privacy/erasure.py).
+from every layer on request (privacy/erasure.py).
 """
-
-from datetime import timedelta
 
 import dagster as dg
 from pydantic import Field
@@ -14,14 +12,15 @@ from orchestration.assets.ingestion import OWNER, RAW_EVENTS
 from orchestration.assets.ml import CHURN_SNAPSHOTS, PERSON_CLUSTERS, PERSON_FEATURES
 from orchestration.assets.serving import PUBLISHED_SEGMENTS
 from orchestration.metadata import markdown_table
-from orchestration.privacy.erasure import erase_person
 from orchestration.resources import (
     AsOfResource,
     PrivacyResource,
     ServingResource,
     WarehouseResource,
 )
-from orchestration.warehouse import table_exists
+from privacy.retention import delete_expired_raw_rows, retention_cutoff
+from serving.erasure import erase_person
+from warehouse.connection import table_exists
 
 RAW_EVENTS_RETENTION = dg.AssetKey(["privacy", "raw_events_retention"])
 # raw tables that are assets of their own (the rest of raw is bookkeeping: rejected rows, audit)
@@ -50,15 +49,6 @@ def _shrunk_table_materializations(
     return events
 
 
-# table -> timestamp column compared with the retention cutoff. Only raw holds personal data:
-# staged events (pseudonymized, without ip, user agent or properties) stay, because the identity
-# graph and every incremental model are rebuilt from them; cutting them would split persons.
-RETAINED_TABLES = {
-    "raw.events": "occurred_at",
-    "raw.rejected_events": "_loaded_at",
-}
-
-
 @dg.asset(
     key=RAW_EVENTS_RETENTION,
     # last in the nightly run: this run's checks and publish see the tables before the cut, the
@@ -82,21 +72,9 @@ def raw_events_retention(
     privacy: PrivacyResource,
     as_of: AsOfResource,
 ) -> dg.MaterializeResult:
-    if privacy.raw_retention_days < 1:
-        raise ValueError(
-            f"SEGWH_RAW_RETENTION_DAYS must be at least 1, got {privacy.raw_retention_days}"
-        )
-    cutoff = as_of.resolve(context) - timedelta(days=privacy.raw_retention_days)
-    deleted: dict[str, int] = {}
+    cutoff = retention_cutoff(as_of.resolve(context), privacy.raw_retention_days)
     with warehouse.connect() as con:
-        con.execute("BEGIN TRANSACTION")
-        for table, column in RETAINED_TABLES.items():
-            if not table_exists(con, *table.split(".")):
-                continue
-            deleted[table] = con.execute(
-                f"DELETE FROM {table} WHERE {column} < ?::TIMESTAMPTZ", [cutoff]
-            ).fetchone()[0]
-        con.execute("COMMIT")
+        deleted = delete_expired_raw_rows(con, cutoff)
         for event in _shrunk_table_materializations(
             con, [t for t, n in deleted.items() if n], "raw-event retention"
         ):

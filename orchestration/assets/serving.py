@@ -15,7 +15,8 @@ from pydantic import Field
 
 from orchestration.assets.ingestion import OWNER
 from orchestration.metadata import markdown_table
-from orchestration.publish import (
+from orchestration.resources import ServingResource, WarehouseResource
+from serving.publish import (
     PublishResult,
     new_version,
     publish_duckdb,
@@ -23,7 +24,6 @@ from orchestration.publish import (
     publish_postgres,
     record_publish,
 )
-from orchestration.resources import ServingResource, WarehouseResource
 
 PUBLISHED_SEGMENTS = dg.AssetKey(["serving", "published_segments"])
 # every table dbt builds in marts and every table the ml assets write is BI-facing

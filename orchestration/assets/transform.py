@@ -12,7 +12,7 @@ from orchestration.assets.ingestion import OWNER
 from orchestration.dbt import dbt_project
 from orchestration.metadata import table_metadata
 from orchestration.resources import AsOfResource, PrivacyResource, WarehouseResource
-from orchestration.settings import export_for_dbt
+from warehouse.settings import export_for_dbt
 
 STAGED_EVENTS = dg.AssetKey(["staging", "stg_clickstream__events"])
 

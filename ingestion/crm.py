@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
-from orchestration.privacy.erasure import suppression_condition
+from privacy.suppression import suppression_condition
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
-"""Erasure (right to be forgotten) and the suppression list.
+"""Erasure (right to be forgotten) in the working warehouse.
 
-``erase_person`` removes every trace of one customer, found by customer id or email:
+An erasure request (``serving.erasure.erase_person`` runs all of it) removes every trace of one
+customer, found by customer id or email:
 
 1. the subject's raw identifiers: the customer id(s) (an email may name several), and every
    anonymous id seen on an event together with one of them;
@@ -8,9 +9,7 @@
    the raw CRM rows; staged events (by pseudonym); and every row of every table in the
    intermediate, marts and ml schemas that belongs to one of the subject's persons (person_id)
    or carries one of the subject's pseudonyms (columns in ``PSEUDONYM_COLUMNS``);
-3. from the published outputs: the serving DuckDB file and the current Parquet version are
-   rewritten without those rows and swapped in atomically (older Parquet versions, which still
-   hold the person, are deleted); the PostgreSQL schema is cleaned in one transaction;
+3. from the published outputs (``serving.erasure``, which reuses this module's predicates);
 4. the pseudonyms of the customer ids, the email and the anonymous ids go to
    ``privacy.suppressed_identifiers``: ingestion drops their rows from later loads, so the
    person does not come back from landing files or the CRM;
@@ -23,22 +22,16 @@ baselines), so they are not retrained; the next nightly run trains without the p
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-import shutil
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
-import sqlalchemy as sa
 
-from orchestration.privacy.pseudonyms import SQL_FUNCTION, pseudonym
-from orchestration.publish import CURRENT, PARQUET_DIR, PUBLISHED_DUCKDB
-from orchestration.warehouse import table_exists
+from privacy.pseudonyms import pseudonym
+from privacy.suppression import ensure_privacy_tables
+from warehouse.connection import table_exists
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +39,6 @@ log = logging.getLogger(__name__)
 PSEUDONYM_COLUMNS = ("identifier", "customer_id", "person_customer_id", "user_id", "anonymous_id")
 # Schemas whose tables are cleaned by person_id / pseudonym columns.
 DERIVED_SCHEMAS = ("staging", "intermediate", "marts", "ml")
-
-PRIVACY_TABLES_DDL = """
-CREATE SCHEMA IF NOT EXISTS privacy;
-CREATE TABLE IF NOT EXISTS privacy.suppressed_identifiers (
-    pseudonym VARCHAR NOT NULL,
-    request_id VARCHAR NOT NULL
-);
-CREATE TABLE IF NOT EXISTS privacy.erasure_requests (
-    request_id VARCHAR NOT NULL,
-    subject_type VARCHAR NOT NULL,   -- customer_id or email
-    subject_pseudonym VARCHAR NOT NULL,
-    requested_at TIMESTAMPTZ NOT NULL,
-    completed_at TIMESTAMPTZ NOT NULL,
-    rows_removed JSON NOT NULL       -- {"raw.events": n, ...}
-);
-"""
 
 
 class ErasureRequestError(ValueError):
@@ -81,15 +58,11 @@ class ErasureReport:
         return sum(self.rows_removed.values())
 
 
-def ensure_privacy_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(PRIVACY_TABLES_DDL)
-
-
 def normalized_email(email: str) -> str:
     return email.strip().lower()
 
 
-def _tables(con: duckdb.DuckDBPyConnection, database: str, schemas: tuple[str, ...]):
+def tables_with_columns(con: duckdb.DuckDBPyConnection, database: str, schemas: tuple[str, ...]):
     """(schema, table, [columns]) of every base table of ``schemas`` in ``database``."""
     rows = con.execute(
         """SELECT schema_name, table_name, list(column_name ORDER BY column_index)
@@ -102,7 +75,7 @@ def _tables(con: duckdb.DuckDBPyConnection, database: str, schemas: tuple[str, .
     return [(schema, table, [c.lower() for c in columns]) for schema, table, columns in rows]
 
 
-def _person_predicate(columns: list[str]) -> str | None:
+def person_predicate(columns: list[str]) -> str | None:
     """SQL condition matching a row of the subject (temp tables _erase_persons/_pseudonyms)."""
     terms = []
     if "person_id" in columns:
@@ -115,7 +88,7 @@ def _person_predicate(columns: list[str]) -> str | None:
     return " OR ".join(terms) or None
 
 
-def _delete(
+def delete_rows(
     con: duckdb.DuckDBPyConnection,
     table: str,
     predicate: str,
@@ -219,10 +192,12 @@ def erase_in_warehouse(
                 WHERE identifier IN (SELECT pseudonym FROM _erase_pseudonyms)"""
         con.execute(persons_sql)
         _erase_raw(con, customers, anonymous, email, report.rows_removed)
-        for schema, table, columns in _tables(con, _current_database(con), DERIVED_SCHEMAS):
-            predicate = _person_predicate(columns)
+        for schema, table, columns in tables_with_columns(
+            con, _current_database(con), DERIVED_SCHEMAS
+        ):
+            predicate = person_predicate(columns)
             if predicate:
-                _delete(con, f'"{schema}"."{table}"', predicate, report.rows_removed)
+                delete_rows(con, f'"{schema}"."{table}"', predicate, report.rows_removed)
         suppressed = {*pseudonyms, report.subject_pseudonym}
         con.executemany(
             "INSERT INTO privacy.suppressed_identifiers SELECT ?, ? WHERE ? NOT IN "
@@ -260,7 +235,7 @@ def _erase_raw(
     con.execute("CREATE OR REPLACE TEMP TABLE _erase_raw_ids (value VARCHAR)")
     con.executemany("INSERT INTO _erase_raw_ids VALUES (?)", [[v] for v in raw_ids])
     if table_exists(con, "raw", "events"):
-        _delete(
+        delete_rows(
             con,
             "raw.events",
             "user_id IN (SELECT value FROM _erase_raw_ids) "
@@ -276,7 +251,7 @@ def _erase_raw(
             + ")($|[^A-Za-z0-9_.@-])"
         )
         con.execute("SET VARIABLE erase_pattern = ?", [pattern])
-        _delete(
+        delete_rows(
             con,
             "raw.rejected_events",
             "regexp_matches(payload, getvariable('erase_pattern'), 'i')",
@@ -284,157 +259,9 @@ def _erase_raw(
         )
     for entity in ("customers", "orders", "consents"):
         if customers and table_exists(con, "raw", f"crm_{entity}"):
-            _delete(
+            delete_rows(
                 con,
                 f"raw.crm_{entity}",
                 "trim(customer_id) IN (SELECT value FROM _erase_raw_ids)",
                 removed,
             )
-
-
-def erase_in_serving(
-    con: duckdb.DuckDBPyConnection,
-    serving_dir: Path,
-    *,
-    postgres_url: str = "",
-    postgres_schema: str = "segments",
-) -> dict[str, int]:
-    """Remove the subject of the last ``erase_in_warehouse`` on ``con`` (its temp tables name
-    the persons and pseudonyms) from the published outputs; returns rows removed per output."""
-    removed: dict[str, int] = {}
-    published = serving_dir / PUBLISHED_DUCKDB
-    if published.exists():
-        # rewrite a copy and swap it in, as a publish does: readers never see a half-erased file
-        temporary = serving_dir / f".{PUBLISHED_DUCKDB}.erasure.tmp"
-        shutil.copyfile(published, temporary)
-        con.execute(f"ATTACH '{temporary}' AS erasing")
-        try:
-            for schema, table, columns in _tables(con, "erasing", ("main",)):
-                predicate = _person_predicate(columns)
-                if predicate:
-                    _delete(
-                        con,
-                        f'erasing."{schema}"."{table}"',
-                        predicate,
-                        removed,
-                        label=f"duckdb:{table}",
-                    )
-        finally:
-            con.execute("DETACH erasing")
-        os.replace(temporary, published)
-    parquet_root = serving_dir / PARQUET_DIR
-    if (parquet_root / CURRENT).exists():
-        _erase_parquet(con, parquet_root, removed)
-    if postgres_url:
-        _erase_postgres(con, postgres_url, postgres_schema, removed)
-    return removed
-
-
-def _erase_parquet(con: duckdb.DuckDBPyConnection, root: Path, removed: dict[str, int]) -> None:
-    """A new version folder without the subject's rows; ``current`` switched to it; every
-    other version (each holds the subject) deleted."""
-    current = (root / CURRENT).resolve()
-    version = f"{current.name}-erased-{uuid.uuid4().hex[:8]}"
-    folder = root / version
-    folder.mkdir()
-    for path in sorted(current.iterdir()):
-        if path.suffix != ".parquet":
-            shutil.copyfile(path, folder / path.name)
-            continue
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _published AS SELECT * FROM '{path}'")
-        columns = [
-            d[0].lower() for d in con.execute("SELECT * FROM _published LIMIT 0").description
-        ]
-        predicate = _person_predicate(columns) or "false"
-        removed[f"parquet:{path.name}"] = con.execute(
-            f"SELECT count(*) FROM _published WHERE {predicate}"
-        ).fetchone()[0]
-        con.execute(
-            f"COPY (SELECT * FROM _published WHERE NOT ({predicate})) TO '{folder / path.name}' "
-            "(FORMAT parquet)"
-        )
-    con.execute("DROP VIEW _published")
-    link = root / f".{CURRENT}.{version}.tmp"
-    link.symlink_to(version, target_is_directory=True)
-    os.replace(link, root / CURRENT)
-    for old in root.iterdir():
-        if old.is_dir() and not old.is_symlink() and old.name != version:
-            shutil.rmtree(old)
-
-
-def _erase_postgres(
-    con: duckdb.DuckDBPyConnection, url: str, schema: str, removed: dict[str, int]
-) -> None:
-    persons = [r[0] for r in con.execute("SELECT person_id FROM _erase_persons").fetchall()]
-    pseudonyms = [r[0] for r in con.execute("SELECT pseudonym FROM _erase_pseudonyms").fetchall()]
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as pg:
-            columns = pg.execute(
-                sa.text(
-                    "SELECT table_name, array_agg(lower(column_name)::text) FROM "
-                    "information_schema.columns WHERE table_schema = :schema GROUP BY table_name"
-                ),
-                {"schema": schema},
-            ).fetchall()
-            for table, names in columns:
-                terms = (["person_id = ANY(:persons)"] if "person_id" in names else []) + [
-                    f"{c} = ANY(:pseudonyms)" for c in PSEUDONYM_COLUMNS if c in names
-                ]
-                if not terms:
-                    continue
-                result = pg.execute(
-                    sa.text(f'DELETE FROM "{schema}"."{table}" WHERE {" OR ".join(terms)}'),
-                    {"persons": persons, "pseudonyms": pseudonyms},
-                )
-                removed[f"postgres:{schema}.{table}"] = result.rowcount
-    finally:
-        engine.dispose()
-
-
-def erase_person(
-    con: duckdb.DuckDBPyConnection,
-    key: bytes,
-    serving_dir: Path,
-    *,
-    customer_id: str | None = None,
-    email: str | None = None,
-    postgres_url: str = "",
-    postgres_schema: str = "segments",
-) -> ErasureReport:
-    """The whole erasure: warehouse, suppression list, published outputs, audit record.
-
-    Idempotent: a repeated request removes what is left (nothing) and is recorded again."""
-    requested_at = datetime.now(UTC)
-    report = erase_in_warehouse(con, key, customer_id=customer_id, email=email)
-    report.rows_removed.update(
-        erase_in_serving(
-            con, serving_dir, postgres_url=postgres_url, postgres_schema=postgres_schema
-        )
-    )
-    con.execute(
-        "INSERT INTO privacy.erasure_requests VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            report.request_id,
-            report.subject_type,
-            report.subject_pseudonym,
-            requested_at,
-            datetime.now(UTC),
-            json.dumps({t: n for t, n in sorted(report.rows_removed.items()) if n}),
-        ],
-    )
-    return report
-
-
-def suppression_condition(con: duckdb.DuckDBPyConnection, expressions: list[str]) -> str | None:
-    """SQL condition true for a row whose identifier (any of the raw ``expressions``) belongs to
-    an erased person; None while the suppression list is empty (nothing to pay for). Needs the
-    pseudonymization macro installed on ``con``."""
-    ensure_privacy_tables(con)
-    if not con.execute("SELECT count(*) FROM privacy.suppressed_identifiers").fetchone()[0]:
-        return None
-    return " OR ".join(
-        f"coalesce({SQL_FUNCTION}({e}) IN (SELECT pseudonym FROM privacy.suppressed_identifiers),"
-        " false)"
-        for e in expressions
-    )

@@ -20,7 +20,7 @@ environment, so ``load_settings()`` exports the resolved values for the dbt subp
 - SEGWH_MODELS_DIR ($SEGWH_DATA_DIR/models): churn model registry and clustering state;
 - SEGWH_CHURN_AT_RISK_THRESHOLD (0.5): churn probability from which a person is at risk;
 - SEGWH_PSEUDONYMIZATION_KEY (required, secret, never in the repository): the key of the keyed
-  hash that pseudonymizes identifiers (orchestration/privacy/pseudonyms.py); Dagster reads it
+  hash that pseudonymizes identifiers (privacy/pseudonyms.py); Dagster reads it
   as an EnvVar, so it is not held here;
 - SEGWH_RAW_RETENTION_DAYS (730): raw events older than this many days before as_of are deleted.
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orchestration.warehouse import DEFAULT_MEMORY_LIMIT
+from warehouse.connection import DEFAULT_MEMORY_LIMIT
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.privacy.erasure import suppression_condition
+from privacy.suppression import suppression_condition
 
 log = logging.getLogger(__name__)
 
