@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 # The dbt manifest is prepared once at install time, not parsed on every code-location load.
 $(MANIFEST): $(VENV)/.installed $(DBT_SOURCES)
-	$(BIN)/dagster-dbt project prepare-and-package --file orchestration/dbt.py
+	$(BIN)/python -m orchestration.dbt
 	touch $@
 
 sample: $(VENV)/.installed

@@ -55,8 +55,9 @@ import pyarrow.parquet as pq
 from floor_script import FloorScript, compile_floor, run_floor
 from report import HISTORIES, STAGES, markdown
 
-from orchestration.assets.ml import CHURN_MODEL, CHURN_SCORES, PERSON_CLUSTERS
 from orchestration.definitions import build_definitions
+from orchestration.defs.ml import CHURN_MODEL, CHURN_SCORES, PERSON_CLUSTERS
+from orchestration.defs.transform import DBT_STEP_NAMES
 from orchestration.resources import LandingZoneResource
 from privacy.pseudonyms import KEY_ENV_VAR
 from sample_data import DEFAULT_AS_OF, generate
@@ -131,7 +132,7 @@ def generate_sample(out_dir: Path, events: int, files: int) -> Sample:
 
 def stage_by_op(defs: dg.Definitions) -> dict[str, str]:
     """The benchmark stage of every op: by asset group, ml assets by key, checks apart."""
-    by_group = {"ingestion": "ingestion", "transform": "dbt_build", "serving": "publish"}
+    by_group = {"ingestion": "ingestion", "serving": "publish"}
     by_key = {
         PERSON_CLUSTERS: "clustering",
         CHURN_MODEL: "churn_training",
@@ -146,6 +147,9 @@ def stage_by_op(defs: dg.Definitions) -> dict[str, str]:
             continue
         key = next(iter(assets.keys))
         group = next(iter(assets.group_names_by_key.values()))
+        if assets.node_def.name in DBT_STEP_NAMES:
+            stages[assets.node_def.name] = "dbt_build"
+            continue
         stages[assets.node_def.name] = by_key.get(key) or by_group.get(group, "other")
     return stages
 
@@ -213,8 +217,7 @@ def run_job(
             failed.append(f"{stat.step_key}: {stat.status.value}")
     by_stage: dict[str, float] = dict.fromkeys((*STAGES, "other"), 0.0)
     for step, step_seconds in steps.items():
-        op = step if step in stages else re.sub(r"_\d+$", "", step)  # dbt_models_2 -> dbt_models
-        by_stage[stages.get(op, "other")] += step_seconds
+        by_stage[stages.get(step, "other")] += step_seconds
     outcome = {
         "job": job_name,
         "run_id": result.run_id,

@@ -2,6 +2,7 @@
 
     segwh run [--job full_build]   materialize the whole asset graph once, then summarize
     segwh summary                  rows per table of the warehouse
+    segwh config [--markdown]      every setting: value and where it came from
     segwh erase --customer-id ID   erase one person everywhere (or --email ADDRESS)
 
 The sample data has its own command: ``python -m sample_data --help``.
@@ -98,11 +99,19 @@ def _summary(args: argparse.Namespace, settings: Settings) -> int:
 def _erase(args: argparse.Namespace, settings: Settings) -> int:
     """The erase_person job through the Dagster instance: it queues behind a running build
     (one writer on the warehouse) and is visible in the UI like any run."""
-    from orchestration.assets.privacy import ERASURE_OP
+    from orchestration.defs.privacy import ERASURE_OP
 
     config = {"customer_id": args.customer_id or "", "email": args.email or ""}
     args.job = "erase_person"
     return _run(args, settings, {ERASURE_OP: {"config": config}})
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestration import config_index
+
+    rows = list(config_index.settings(documented_defaults=args.markdown))
+    print(config_index.as_markdown(rows) if args.markdown else config_index.as_text(rows))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser("summary", help="rows per table of the warehouse")
     summary.set_defaults(handler=_summary)
+
+    config = commands.add_parser(
+        "config", help="every setting (environment, dbt vars and seeds, ML, run config)"
+    )
+    config.add_argument(
+        "--markdown",
+        action="store_true",
+        help="the documented defaults as Markdown (CONFIGURATION.md), not the effective values",
+    )
+    config.set_defaults(handler=_config)
     return parser
 
 

@@ -1,5 +1,8 @@
-"""Dagster resources: thin, configurable handles on the warehouse, the landing folder, the CRM
-and the run's ``as_of``. Their defaults come from ``settings.load_settings()``."""
+"""Dagster resources: thin, configurable handles on the warehouse, the landing folder, the CRM,
+the run's ``as_of``, the published outputs, the model store, the privacy key and dbt.
+
+``build_resources(settings)`` makes them from ``warehouse.settings`` (the environment); each
+can be changed per run in the launchpad."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,13 +12,16 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import sqlalchemy as sa
+from dagster_dbt import DbtCliInvocation, DbtCliResource
 from pydantic import Field
 
 from ml.config import ChurnConfig
 from ml.registry import ModelRegistry
+from orchestration.dbt import DBT_EXECUTABLE, dbt_project
 from privacy import pseudonyms
+from privacy.pseudonyms import KEY_ENV_VAR
 from warehouse import connection as warehouse
-from warehouse.settings import Settings, parse_as_of
+from warehouse.settings import Settings, dbt_environment, dbt_environment_set, parse_as_of
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -125,7 +131,7 @@ class PrivacyResource(dg.ConfigurableResource):
         description="Secret key of the keyed hash (HMAC-SHA256) that pseudonymizes identifiers."
     )
     raw_retention_days: int = Field(
-        default=Settings.raw_retention_days,
+        default=Settings.raw_retention_days,  # the documented default of the environment
         description="Raw and staged events older than this many days before as_of are deleted.",
     )
 
@@ -135,3 +141,57 @@ class PrivacyResource(dg.ConfigurableResource):
     def install(self, con: duckdb.DuckDBPyConnection) -> None:
         """Make ``segwh_pseudonymize`` available in the warehouse (see privacy/pseudonyms.py)."""
         pseudonyms.install(con, self.key())
+
+
+class DbtResource(DbtCliResource):
+    """dbt, run with the run's parameters: ``build`` is the one place where the warehouse, the
+    as_of and the tested load reach dbt (``warehouse.settings.dbt_environment``)."""
+
+    def build(
+        self,
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        as_of: str,
+        tested_load_id: str,
+    ) -> DbtCliInvocation:
+        """``dbt build`` of the step's selected models and seeds, and their data tests (dbt unit
+        tests check the SQL on fixed inputs: the test suite runs them, not production)."""
+        environment = dbt_environment(warehouse.path, warehouse.memory_limit, as_of, tested_load_id)
+        with dbt_environment_set(environment):  # the dbt subprocess starts inside cli()
+            return self.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Every resource of the code location, configured by ``settings``."""
+    return {
+        "warehouse": WarehouseResource(
+            path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit
+        ),
+        "landing": LandingZoneResource(path=str(settings.landing_dir)),
+        "crm": CrmResource(
+            url=settings.crm_url,
+            customers_table=settings.crm_customers_table,
+            orders_table=settings.crm_orders_table,
+            consents_table=settings.crm_consents_table,
+        ),
+        "as_of": AsOfResource(as_of=settings.as_of),
+        "serving": ServingResource(
+            path=str(settings.resolved_serving_dir),
+            postgres_url=settings.serving_postgres_url,
+            postgres_schema=settings.serving_postgres_schema,
+            reader_role=settings.serving_reader_role,
+        ),
+        "models": ModelStoreResource(
+            path=str(settings.resolved_models_dir),
+            **(
+                {"churn_at_risk_threshold": settings.churn_at_risk_threshold}
+                if settings.churn_at_risk_threshold is not None
+                else {}
+            ),
+        ),
+        "privacy": PrivacyResource(
+            pseudonymization_key=dg.EnvVar(KEY_ENV_VAR),
+            raw_retention_days=settings.raw_retention_days,
+        ),
+        "dbt": DbtResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+    }

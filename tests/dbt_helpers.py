@@ -6,7 +6,6 @@ log paths, so the manifest Dagster reads in ``dbt_project/target`` is never touc
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from ingestion.events import discover_files, load_event_files
 from privacy import pseudonyms
 from sample_data import DEFAULT_AS_OF
 from warehouse.connection import connect
-from warehouse.settings import DBT_ENVIRONMENT, DBT_PROJECT_DIR, export_for_dbt
+from warehouse.settings import DBT_PROJECT_DIR, dbt_environment, dbt_environment_set
 
 
 def load_sample(sample, warehouse: Path) -> None:
@@ -60,12 +59,13 @@ class Dbt:
     ) -> dbtRunnerResult:
         """Run one dbt command; by default fail the test with dbt's messages if it fails.
         ``tested_load_id``: the event tests check only that load (as in sensor runs)."""
-        previous = {name: os.environ.get(name) for name in DBT_ENVIRONMENT}
-        # the sample's as_of, unless a test passes --vars '{as_of: ...}', which wins
-        export_for_dbt(str(self.warehouse), "1GB", DEFAULT_AS_OF.isoformat(), tested_load_id)
         with warehouse_connection(self.warehouse) as con:  # as the dbt asset does before dbt
             pseudonyms.install(con, pseudonyms.key_from_environment())
-        try:
+        # the sample's as_of, unless a test passes --vars '{as_of: ...}', which wins
+        environment = dbt_environment(
+            self.warehouse, "1GB", DEFAULT_AS_OF.isoformat(), tested_load_id
+        )
+        with dbt_environment_set(environment):
             result = self._runner.invoke(
                 [
                     *args,
@@ -80,12 +80,6 @@ class Dbt:
                     "--quiet",
                 ]
             )
-        finally:
-            for name, value in previous.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
         if expect_success and not result.success:
             raise AssertionError(f"dbt {' '.join(args)} failed: {failure_messages(result)}")
         return result

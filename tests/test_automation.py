@@ -9,8 +9,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.automation import DBT_OP, PUBLISH_OP, RAW_EVENTS_OP
 from orchestration.definitions import build_definitions
+from orchestration.defs.automation import PUBLISH_OP, RAW_EVENTS_OP
+from orchestration.defs.transform import DBT_STEP_NAMES
 from orchestration.resources import LandingZoneResource
 from sample_data import DEFAULT_AS_OF
 from warehouse.connection import connect
@@ -86,7 +87,8 @@ def test_a_new_file_gives_one_run_request_for_exactly_that_file(sensor_setup):
     assert sensor.job_name == "incremental_update"
     assert request.run_config["ops"][RAW_EVENTS_OP]["config"]["files"] == [str(first)]
     # the dbt event tests check only the events of this run's load
-    assert request.run_config["ops"][DBT_OP]["config"] == {"only_rows_of_this_run": True}
+    for step in DBT_STEP_NAMES:
+        assert request.run_config["ops"][step]["config"] == {"only_rows_of_this_run": True}
     # the publish patches the published DuckDB file with the changed rows
     assert request.run_config["ops"][PUBLISH_OP]["config"] == {"only_changed_rows": True}
 
@@ -218,7 +220,7 @@ def test_an_incremental_run_before_any_full_build_fails_with_what_to_do(tmp_path
 
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert failure.step_key == DBT_OP
+    assert failure.step_key == DBT_STEP_NAMES[0]
     message = failure.event_specific_data.error.message
     assert "staging/stg_crm__customers, staging/stg_crm__orders" in message
     assert "seeds/rfm_segments" in message

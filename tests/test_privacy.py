@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from table_helpers import rows_differing
 
 from ingestion.events import discover_files, load_event_files
-from orchestration.assets.privacy import ERASURE_OP
-from orchestration.automation import PUBLISH_OP
 from orchestration.definitions import build_definitions
+from orchestration.defs.automation import PUBLISH_OP
+from orchestration.defs.privacy import ERASURE_OP
 from privacy import pseudonyms
 from privacy.erasure import ErasureRequestError, erase_in_warehouse
 from privacy.pseudonyms import PseudonymizationKeyError

@@ -1,37 +1,19 @@
-"""The one place where deployment configuration is read.
+"""Deployment settings: every environment variable the project reads, declared once.
 
-Every path, URL and the ``as_of`` clock come from environment variables with defaults that point
-at the generated sample data under ``<project>/data``. Dagster resources are built from these
-values (and can be overridden per run in the launchpad); dbt reads the same variables from the
-environment, so ``load_settings()`` exports the resolved values for the dbt subprocess.
-
-- SEGWH_DATA_DIR (default <project>/data): root folder for everything the project writes;
-- SEGWH_LANDING_DIR ($SEGWH_DATA_DIR/sample/landing): landed event files (JSONL / Parquet);
-- SEGWH_CRM_URL (sqlite:///$SEGWH_DATA_DIR/sample/crm.sqlite): SQLAlchemy URL of the CRM;
-- SEGWH_CRM_CUSTOMERS_TABLE, _ORDERS_TABLE, _CONSENTS_TABLE (customers, orders, consents);
-- SEGWH_WAREHOUSE_PATH ($SEGWH_DATA_DIR/warehouse.duckdb): the working DuckDB warehouse;
-- SEGWH_DUCKDB_MEMORY_LIMIT (2GB): DuckDB memory limit for ingestion and dbt (it spills beyond);
-- SEGWH_AS_OF (empty = when the run starts): ISO-8601 instant results are computed at;
-- SEGWH_SERVING_DIR ($SEGWH_DATA_DIR/serving): the published DuckDB file and Parquet folder;
-- SEGWH_SERVING_POSTGRES_URL (empty = off), SEGWH_SERVING_POSTGRES_SCHEMA (segments),
-  SEGWH_SERVING_READER_ROLE (segwh_bi_reader): the published PostgreSQL schema for BI;
-- SEGWH_NIGHTLY_CRON (0 2 * * *) and SEGWH_NIGHTLY_TIMEZONE (UTC): the nightly full build;
-- SEGWH_SENSOR_INTERVAL_SECONDS (900): minimum interval of the landing-files sensor;
-- SEGWH_MODELS_DIR ($SEGWH_DATA_DIR/models): churn model registry and clustering state;
-- SEGWH_CHURN_AT_RISK_THRESHOLD (0.5): churn probability from which a person is at risk;
-- SEGWH_PSEUDONYMIZATION_KEY (required, secret, never in the repository): the key of the keyed
-  hash that pseudonymizes identifiers (privacy/pseudonyms.py); Dagster reads it
-  as an EnvVar, so it is not held here;
-- SEGWH_RAW_RETENTION_DAYS (730): raw events older than this many days before as_of are deleted.
-
-Model tunables (k range, candidate models, drift thresholds, ...) live in ``ml/config.py``;
-the segment, session and churn-label rules in ``dbt_project/dbt_project.yml`` and its seeds.
+``ENVIRONMENT_VARIABLES`` is the index (name, default, meaning); ``load_settings()`` resolves
+them into ``Settings``; `segwh config` prints each effective value and where it came from, next
+to the other kinds of settings (dbt vars and seeds, ML tunables in ``ml/config.py``, Dagster run
+config in the launchpad). The defaults point at the generated sample data under
+``<project>/data``. Dagster resources are built from these values (orchestration/resources.py);
+dbt reads the values of one run from the environment of its process (``dbt_environment``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,6 +21,129 @@ from warehouse.connection import DEFAULT_MEMORY_LIMIT
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+
+
+@dataclass(frozen=True)
+class EnvironmentVariable:
+    name: str
+    field: str  # of Settings
+    default: str  # as documented; empty: none
+    meaning: str
+    secret: bool = False
+
+
+ENVIRONMENT_VARIABLES = (
+    EnvironmentVariable(
+        "SEGWH_DATA_DIR",
+        "data_dir",
+        "<project>/data",
+        "root folder for everything the project writes",
+    ),
+    EnvironmentVariable(
+        "SEGWH_LANDING_DIR",
+        "landing_dir",
+        "$SEGWH_DATA_DIR/sample/landing",
+        "folder of landed event files (JSONL / Parquet), searched recursively",
+    ),
+    EnvironmentVariable(
+        "SEGWH_CRM_URL",
+        "crm_url",
+        "sqlite:///$SEGWH_DATA_DIR/sample/crm.sqlite",
+        "SQLAlchemy URL of the CRM database",
+    ),
+    EnvironmentVariable(
+        "SEGWH_CRM_CUSTOMERS_TABLE", "crm_customers_table", "customers", "CRM customers table"
+    ),
+    EnvironmentVariable("SEGWH_CRM_ORDERS_TABLE", "crm_orders_table", "orders", "CRM orders table"),
+    EnvironmentVariable(
+        "SEGWH_CRM_CONSENTS_TABLE",
+        "crm_consents_table",
+        "consents",
+        "CRM consents table (optional; `schema.table` allowed for every CRM table)",
+    ),
+    EnvironmentVariable(
+        "SEGWH_WAREHOUSE_PATH",
+        "warehouse_path",
+        "$SEGWH_DATA_DIR/warehouse.duckdb",
+        "the working DuckDB warehouse file (one writer; BI tools never open it)",
+    ),
+    EnvironmentVariable(
+        "SEGWH_AS_OF",
+        "as_of",
+        "",
+        "ISO-8601 instant results are computed at; empty: the start of each run",
+    ),
+    EnvironmentVariable(
+        "SEGWH_DUCKDB_MEMORY_LIMIT",
+        "duckdb_memory_limit",
+        DEFAULT_MEMORY_LIMIT,
+        "DuckDB memory limit for ingestion, dbt and checks (DuckDB spills to disk beyond it)",
+    ),
+    EnvironmentVariable(
+        "SEGWH_SERVING_DIR",
+        "serving_dir",
+        "$SEGWH_DATA_DIR/serving",
+        "the published DuckDB file and Parquet folder that BI tools read",
+    ),
+    EnvironmentVariable(
+        "SEGWH_SERVING_POSTGRES_URL",
+        "serving_postgres_url",
+        "",
+        "SQLAlchemy URL of a PostgreSQL database to publish to as well; empty: off",
+        secret=True,  # may hold a password
+    ),
+    EnvironmentVariable(
+        "SEGWH_SERVING_POSTGRES_SCHEMA",
+        "serving_postgres_schema",
+        "segments",
+        "published PostgreSQL schema",
+    ),
+    EnvironmentVariable(
+        "SEGWH_SERVING_READER_ROLE",
+        "serving_reader_role",
+        "segwh_bi_reader",
+        "PostgreSQL role (NOLOGIN) granted read access to the published schema",
+    ),
+    EnvironmentVariable(
+        "SEGWH_NIGHTLY_CRON", "nightly_cron", "0 2 * * *", "cron schedule of the nightly full build"
+    ),
+    EnvironmentVariable(
+        "SEGWH_NIGHTLY_TIMEZONE", "nightly_timezone", "UTC", "time zone of the nightly schedule"
+    ),
+    EnvironmentVariable(
+        "SEGWH_SENSOR_INTERVAL_SECONDS",
+        "sensor_interval_seconds",
+        "900",
+        "minimum interval of the landing-files sensor",
+    ),
+    EnvironmentVariable(
+        "SEGWH_MODELS_DIR",
+        "models_dir",
+        "$SEGWH_DATA_DIR/models",
+        "churn model registry and clustering state",
+    ),
+    EnvironmentVariable(
+        "SEGWH_CHURN_AT_RISK_THRESHOLD",
+        "churn_at_risk_threshold",
+        "",
+        "churn probability from which a person is at risk; empty: ChurnConfig.risk_threshold "
+        "in ml/config.py",
+    ),
+    EnvironmentVariable(
+        "SEGWH_RAW_RETENTION_DAYS",
+        "raw_retention_days",
+        "730",
+        "raw events older than this many days before as_of are deleted nightly",
+    ),
+    EnvironmentVariable(
+        "SEGWH_PSEUDONYMIZATION_KEY",
+        "",  # read by Dagster as an EnvVar (privacy/pseudonyms.py), never held in Settings
+        "",
+        "required secret key of the keyed hash that pseudonymizes identifiers",
+        secret=True,
+    ),
+)
+_DEFAULTS = {v.field: v.default for v in ENVIRONMENT_VARIABLES if v.field}
 
 
 @dataclass(frozen=True)
@@ -51,75 +156,95 @@ class Settings:
     crm_consents_table: str
     warehouse_path: Path
     as_of: str
+    duckdb_memory_limit: str = _DEFAULTS["duckdb_memory_limit"]
+    serving_dir: Path | None = None  # None: <data_dir>/serving
+    serving_postgres_url: str = ""
+    serving_postgres_schema: str = _DEFAULTS["serving_postgres_schema"]
+    serving_reader_role: str = _DEFAULTS["serving_reader_role"]
+    nightly_cron: str = _DEFAULTS["nightly_cron"]
+    nightly_timezone: str = _DEFAULTS["nightly_timezone"]
+    sensor_interval_seconds: int = int(_DEFAULTS["sensor_interval_seconds"])
+    models_dir: Path | None = None  # None: <data_dir>/models
+    churn_at_risk_threshold: float | None = None  # None: ml/config.py's ChurnConfig default
+    raw_retention_days: int = int(_DEFAULTS["raw_retention_days"])
 
     @property
     def resolved_serving_dir(self) -> Path:
         return self.serving_dir or self.data_dir / "serving"
-
-    duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
-    serving_dir: Path | None = None  # None: <data_dir>/serving
-    serving_postgres_url: str = ""
-    serving_postgres_schema: str = "segments"
-    serving_reader_role: str = "segwh_bi_reader"
-    nightly_cron: str = "0 2 * * *"
-    nightly_timezone: str = "UTC"
-    sensor_interval_seconds: int = 900
-    models_dir: Path | None = None  # None: <data_dir>/models
-    churn_at_risk_threshold: float = 0.5
-    raw_retention_days: int = 730
 
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
 
 
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name, "").strip()
-    return Path(value).expanduser().resolve() if value else default
+def _environment_values() -> dict[str, str]:
+    """The non-empty values of ``ENVIRONMENT_VARIABLES`` in the environment, by variable."""
+    values = {v.name: os.environ.get(v.name, "").strip() for v in ENVIRONMENT_VARIABLES}
+    return {name: value for name, value in values.items() if value}
 
 
 def load_settings() -> Settings:
-    """Resolve the settings from the environment and export them for dbt subprocesses."""
-    data_dir = _env_path("SEGWH_DATA_DIR", PROJECT_DIR / "data")
-    settings = Settings(
-        data_dir=data_dir,
-        landing_dir=_env_path("SEGWH_LANDING_DIR", data_dir / "sample" / "landing"),
-        crm_url=os.environ.get("SEGWH_CRM_URL", "").strip()
-        or f"sqlite:///{data_dir / 'sample' / 'crm.sqlite'}",
-        crm_customers_table=os.environ.get("SEGWH_CRM_CUSTOMERS_TABLE", "customers"),
-        crm_orders_table=os.environ.get("SEGWH_CRM_ORDERS_TABLE", "orders"),
-        crm_consents_table=os.environ.get("SEGWH_CRM_CONSENTS_TABLE", "consents"),
-        warehouse_path=_env_path("SEGWH_WAREHOUSE_PATH", data_dir / "warehouse.duckdb"),
-        as_of=os.environ.get("SEGWH_AS_OF", "").strip(),
-        duckdb_memory_limit=os.environ.get("SEGWH_DUCKDB_MEMORY_LIMIT", "").strip()
-        or DEFAULT_MEMORY_LIMIT,
-        serving_dir=_env_path("SEGWH_SERVING_DIR", data_dir / "serving"),
-        serving_postgres_url=os.environ.get("SEGWH_SERVING_POSTGRES_URL", "").strip(),
-        serving_postgres_schema=os.environ.get("SEGWH_SERVING_POSTGRES_SCHEMA", "").strip()
-        or Settings.serving_postgres_schema,
-        serving_reader_role=os.environ.get("SEGWH_SERVING_READER_ROLE", "").strip()
-        or Settings.serving_reader_role,
-        nightly_cron=os.environ.get("SEGWH_NIGHTLY_CRON", "").strip() or Settings.nightly_cron,
-        nightly_timezone=os.environ.get("SEGWH_NIGHTLY_TIMEZONE", "").strip()
-        or Settings.nightly_timezone,
-        sensor_interval_seconds=int(
-            os.environ.get("SEGWH_SENSOR_INTERVAL_SECONDS", "").strip()
-            or Settings.sensor_interval_seconds
-        ),
-        models_dir=_env_path("SEGWH_MODELS_DIR", data_dir / "models"),
-        churn_at_risk_threshold=float(
-            os.environ.get("SEGWH_CHURN_AT_RISK_THRESHOLD", "").strip()
-            or Settings.churn_at_risk_threshold
-        ),
-        raw_retention_days=int(
-            os.environ.get("SEGWH_RAW_RETENTION_DAYS", "").strip() or Settings.raw_retention_days
-        ),
-    )
-    export_for_dbt(str(settings.warehouse_path), settings.duckdb_memory_limit)
-    return settings
+    """Resolve the settings from the environment (nothing is written back to it)."""
+    environment = _environment_values()
+    given = {
+        v.field: environment[v.name]
+        for v in ENVIRONMENT_VARIABLES
+        if v.field and v.name in environment
+    }
+    data_dir = _path(given.get("data_dir")) or PROJECT_DIR / "data"
+    derived = {
+        "data_dir": data_dir,
+        "landing_dir": data_dir / "sample" / "landing",
+        "crm_url": f"sqlite:///{data_dir / 'sample' / 'crm.sqlite'}",
+        "warehouse_path": data_dir / "warehouse.duckdb",
+        "serving_dir": data_dir / "serving",
+        "models_dir": data_dir / "models",
+    }
+    values: dict[str, object] = {}
+    for item in fields(Settings):
+        text = given.get(item.name)
+        if text is None:
+            if item.name in derived:
+                values[item.name] = derived[item.name]
+            elif item.default is MISSING:  # required text fields: their documented default
+                values[item.name] = _DEFAULTS[item.name]
+        elif "Path" in str(item.type):
+            values[item.name] = _path(text)
+        elif "int" in str(item.type):
+            values[item.name] = int(text)
+        elif "float" in str(item.type):
+            values[item.name] = float(text)
+        else:
+            values[item.name] = text
+    return Settings(**values)
 
 
-# What export_for_dbt sets: everything dbt reads from this process's environment.
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser().resolve() if value else None
+
+
+def effective_environment() -> list[tuple[EnvironmentVariable, str, str]]:
+    """(variable, effective value, source) of every environment variable: source is
+    ``environment`` or ``default``; secrets show only whether they are set."""
+    given = _environment_values()
+    settings = load_settings()
+    rows = []
+    for variable in ENVIRONMENT_VARIABLES:
+        source = "environment" if variable.name in given else "default"
+        if variable.secret:
+            value = "(set, hidden)" if variable.name in given else "(not set)"
+        elif variable.field:
+            value = getattr(settings, variable.field)
+            value = "" if value is None else str(value)
+        else:
+            value = given.get(variable.name, "")
+        rows.append((variable, value, source))
+    return rows
+
+
+# Every environment variable dbt reads, and nothing else: profiles.yml the warehouse path and
+# memory limit, macros/as_of_timestamp.sql the as_of, macros/get_where_subquery.sql the load whose
+# events the event tests check (empty: every event).
 DBT_ENVIRONMENT = (
     "SEGWH_WAREHOUSE_PATH",
     "SEGWH_DUCKDB_MEMORY_LIMIT",
@@ -128,21 +253,37 @@ DBT_ENVIRONMENT = (
 )
 
 
-def export_for_dbt(
-    warehouse_path: str,
+def dbt_environment(
+    warehouse_path: Path | str,
     memory_limit: str,
     as_of: str | None = None,
     tested_load_id: str | None = None,
-) -> None:
-    """dbt's profiles.yml reads the warehouse path and memory limit, its as_of macro the as_of,
-    its get_where_subquery macro the load whose events the event tests check (empty: every
-    event); a dbt subprocess inherits this process's environment."""
-    os.environ["SEGWH_WAREHOUSE_PATH"] = warehouse_path
-    os.environ["SEGWH_DUCKDB_MEMORY_LIMIT"] = memory_limit
-    if as_of is not None:
-        os.environ["SEGWH_DBT_AS_OF"] = as_of
-    if tested_load_id is not None:
-        os.environ["SEGWH_DBT_TESTED_LOAD_ID"] = tested_load_id
+) -> dict[str, str]:
+    """The environment of one dbt invocation (``DBT_ENVIRONMENT``): the one path by which run
+    parameters reach dbt. Environment variables rather than ``--vars``: a new as_of on every
+    run in ``--vars`` would make dbt re-parse the whole project every time."""
+    values = [str(warehouse_path), memory_limit, as_of, tested_load_id]
+    pairs = zip(DBT_ENVIRONMENT, values, strict=True)
+    return {name: value for name, value in pairs if value is not None}
+
+
+@contextmanager
+def dbt_environment_set(values: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, this process's environment holds exactly ``values`` for the variables
+    of ``DBT_ENVIRONMENT`` (a dbt subprocess started in it, or dbt run in-process, reads them);
+    the previous environment is restored afterwards."""
+    previous = {name: os.environ.get(name) for name in DBT_ENVIRONMENT}
+    for name in DBT_ENVIRONMENT:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def parse_as_of(value: str) -> datetime:

@@ -13,8 +13,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
-from orchestration.assets.ingestion import OWNER
-from orchestration.metadata import markdown_table
+from orchestration.metadata import OWNER, markdown_table
 from orchestration.resources import ServingResource, WarehouseResource
 from serving.publish import (
     PublishResult,
@@ -156,3 +155,8 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
         )
 
     return published_segments
+
+
+def build_defs(upstream: Sequence[dg.AssetKey]) -> dg.Definitions:
+    """The publish asset waits for ``upstream``: every asset it must publish after."""
+    return dg.Definitions(assets=[build_published_segments(upstream)])

@@ -24,11 +24,11 @@ from pydantic import Field
 
 from ml.churn import InsufficientHistoryError, score_churn, train_churn_model
 from ml.clustering import ClusterState, fit_clusters
-from ml.config import ClusteringConfig, DriftConfig, FeatureConfig
+from ml.config import CLUSTERING_FEATURES, ClusteringConfig, DriftConfig, FeatureConfig
 from ml.drift import classify_psi, feature_drift, share_psi
 from ml.plots import clustering_pngs
 from ml.registry import NoCurrentModelError
-from orchestration.assets.ingestion import OWNER
+from orchestration.metadata import OWNER
 from orchestration.resources import ModelStoreResource, WarehouseResource
 
 GROUP = "ml"
@@ -39,21 +39,6 @@ SEGMENT_HISTORY = dg.AssetKey(["marts", "segment_membership_history"])
 PERSON_CLUSTERS = dg.AssetKey(["ml", "person_clusters"])
 CHURN_MODEL = dg.AssetKey(["ml", "churn_model"])
 CHURN_SCORES = dg.AssetKey(["ml", "churn_scores"])
-
-# Behaviour mix rather than volume: on the generated sample these let silhouette find the nine
-# planted archetypes (k=9, ARI 0.33, bench/ml_quality.py), where all numeric features give k=2.
-CLUSTERING_FEATURES = (
-    "days_since_last_seen",
-    "tenure_days",
-    "sessions_30d",
-    "content_page_share",
-    "abandoned_carts_per_session",
-    "conversion_rate",
-    "price_filter_share",
-    "discounted_order_share",
-    "lifetime_spend",
-    "completed_orders",
-)
 
 
 class ClusteringRunConfig(dg.Config):
@@ -392,5 +377,8 @@ def segment_share_drift(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     return _drift_result(value, "run", shares)
 
 
-ml_assets = [person_clusters, churn_model, churn_scores]
-ml_checks = [churn_feature_drift, cluster_share_drift, segment_share_drift]
+def build_defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[person_clusters, churn_model, churn_scores],
+        asset_checks=[churn_feature_drift, cluster_share_drift, segment_share_drift],
+    )

@@ -1,4 +1,5 @@
-"""Ingestion assets (group ``ingestion``): landing files and CRM tables into the ``raw`` schema."""
+"""Ingestion (group ``ingestion``): landing files and CRM tables into the ``raw`` schema, and the
+expectation checks of the raw tables. The loading code is the ``ingestion`` package."""
 
 from dataclasses import asdict
 from pathlib import Path
@@ -8,7 +9,8 @@ from pydantic import Field
 
 from ingestion.crm import CRM_ENTITIES, load_crm_table
 from ingestion.events import discover_files, load_event_files
-from orchestration.metadata import markdown_table, table_metadata
+from orchestration.checks import expectation_check
+from orchestration.metadata import OWNER, markdown_table, table_metadata
 from orchestration.resources import (
     CrmResource,
     LandingZoneResource,
@@ -16,7 +18,6 @@ from orchestration.resources import (
     WarehouseResource,
 )
 
-OWNER = "team:data-platform"
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 
 
@@ -141,3 +142,22 @@ def raw_crm_tables(
                 )
     finally:
         engine.dispose()
+
+
+def build_defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[raw_events, raw_crm_tables],
+        asset_checks=[
+            expectation_check(RAW_EVENTS, "raw.events", "raw_events", load_id_column="_load_id"),
+            expectation_check(RAW_EVENTS, "raw.event_load_audit", "event_load"),
+            *(
+                expectation_check(
+                    dg.AssetKey(["raw", f"crm_{entity}"]),
+                    f"raw.crm_{entity}",
+                    f"crm_{entity}",
+                    load_id_column="_load_id",
+                )
+                for entity in CRM_ENTITIES
+            ),
+        ],
+    )

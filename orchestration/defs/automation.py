@@ -12,17 +12,16 @@ import json
 import dagster as dg
 
 from ingestion.events import discover_files
-from orchestration.assets.ingestion import RAW_EVENTS
-from orchestration.assets.ml import CHURN_MODEL, CHURN_SNAPSHOTS, PERSON_CLUSTERS
-from orchestration.assets.privacy import RAW_EVENTS_RETENTION
-from orchestration.assets.serving import PUBLISHED_SEGMENTS
-from orchestration.assets.transform import STAGED_EVENTS, dbt_models
 from orchestration.checks import check_op_name
+from orchestration.defs.ingestion import RAW_EVENTS
+from orchestration.defs.ml import CHURN_MODEL, CHURN_SNAPSHOTS, PERSON_CLUSTERS
+from orchestration.defs.privacy import RAW_EVENTS_RETENTION
+from orchestration.defs.serving import PUBLISHED_SEGMENTS
+from orchestration.defs.transform import DBT_STEP_NAMES, STAGED_EVENTS
 from orchestration.resources import LandingZoneResource
 from warehouse.settings import Settings
 
 RAW_EVENTS_OP = "raw__events"
-DBT_OP = dbt_models.op.name
 RAW_EVENTS_CHECK_OP = check_op_name(RAW_EVENTS, "raw_events")
 STAGED_EVENTS_CHECK_OP = check_op_name(STAGED_EVENTS, "stg_events")
 PUBLISH_OP = PUBLISHED_SEGMENTS.to_python_identifier()
@@ -107,7 +106,9 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
                     # event checks validate this run's rows: their cost follows the new data
                     RAW_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}},
                     STAGED_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}},
-                    DBT_OP: {"config": {"only_rows_of_this_run": True}},
+                    **{
+                        step: {"config": {"only_rows_of_this_run": True}} for step in DBT_STEP_NAMES
+                    },
                     # the published DuckDB file is patched with the rows that changed
                     PUBLISH_OP: {"config": {"only_changed_rows": True}},
                 }
@@ -133,4 +134,12 @@ def report_failed_runs(context: dg.RunFailureSensorContext):
         context.dagster_run.run_id,
         context.dagster_run.job_name,
         context.failure_event.message,
+    )
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        jobs=[full_build_job, incremental_update_job],
+        schedules=[build_nightly_schedule(settings)],
+        sensors=[build_landing_sensor(settings), report_failed_runs],
     )

@@ -8,10 +8,10 @@ from every layer on request (privacy/erasure.py).
 import dagster as dg
 from pydantic import Field
 
-from orchestration.assets.ingestion import OWNER, RAW_EVENTS
-from orchestration.assets.ml import CHURN_SNAPSHOTS, PERSON_CLUSTERS, PERSON_FEATURES
-from orchestration.assets.serving import PUBLISHED_SEGMENTS
-from orchestration.metadata import markdown_table
+from orchestration.defs.ingestion import RAW_EVENTS
+from orchestration.defs.ml import CHURN_SNAPSHOTS, PERSON_CLUSTERS, PERSON_FEATURES
+from orchestration.defs.serving import PUBLISHED_SEGMENTS
+from orchestration.metadata import OWNER, markdown_table
 from orchestration.resources import (
     AsOfResource,
     PrivacyResource,
@@ -205,3 +205,9 @@ def consent_withdrawals_applied(warehouse: WarehouseResource) -> dg.MaterializeR
                     "WHERE person_id NOT IN (SELECT person_id FROM marts.person_features)"
                 ).fetchone()[0]
     return dg.MaterializeResult(metadata={"rows_removed": removed})
+
+
+def build_defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[raw_events_retention, consent_withdrawals_applied], jobs=[erase_person_job]
+    )
