@@ -33,8 +33,8 @@ import sqlalchemy as sa
 from ingestion.crm import CRM_ENTITIES, load_crm_table
 from ingestion.events import discover_files, load_event_files
 from sample_data import DEFAULT_AS_OF, generate
-from warehouse.connection import connect
-from warehouse.settings import DBT_PROJECT_DIR
+from warehouse.connection import connect, session_settings
+from warehouse.settings import DBT_PROJECT_DIR, dbt_environment
 
 LOAD_ID = "bench-load"
 MEMORY_LIMIT = "2GB"
@@ -127,8 +127,7 @@ def run_dbt(warehouse: Path, workdir: Path) -> None:
     """``dbt build`` at the sample's as_of, with target and logs outside the project."""
     env = {
         **os.environ,
-        "SEGWH_WAREHOUSE_PATH": str(warehouse),
-        "SEGWH_DUCKDB_MEMORY_LIMIT": MEMORY_LIMIT,
+        **dbt_environment(warehouse, MEMORY_LIMIT),
         "DBT_TARGET_PATH": str(workdir / "dbt_target"),
         "DBT_LOG_PATH": str(workdir / "dbt_logs"),
     }
@@ -178,7 +177,10 @@ def validate_one(warehouse: Path, name: str) -> dict[str, Any]:
         params["load_id"] = LOAD_ID
     started = time.perf_counter()
     outcome = validate_table(
-        warehouse, table, load_suite(name, **params), memory_limit=MEMORY_LIMIT
+        warehouse,
+        table,
+        load_suite(name, **params),
+        session_settings=session_settings(MEMORY_LIMIT),
     )
     seconds = time.perf_counter() - started
     failed = outcome.failed_blocking + outcome.failed_warnings

@@ -22,7 +22,7 @@ import duckdb
 
 from orchestration.dbt import DBT_EXECUTABLE
 from privacy import pseudonyms
-from warehouse.settings import DBT_PROJECT_DIR
+from warehouse.settings import DBT_PROJECT_DIR, dbt_environment
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def compile_floor(as_of: str, memory_limit: str) -> FloorScript:
             json.dumps({"as_of": as_of}),
             "--quiet",
         ]
-        env = {"SEGWH_WAREHOUSE_PATH": str(env_db), "SEGWH_DUCKDB_MEMORY_LIMIT": memory_limit}
+        env = dbt_environment(env_db, memory_limit)
         done = subprocess.run(
             command, capture_output=True, text=True, env={**os.environ, **env}, check=False
         )

@@ -63,6 +63,7 @@ tests/test_expectations.py fails without this module.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,15 +93,14 @@ class ReadOnlyDuckDBDialect(duckdb_engine.Dialect):
         database = cparams["database"]
         logger.debug("Opening %s read-only for Great Expectations", database)
         connection = duckdb.connect(database, read_only=True, config=cparams.get("config") or {})
-        connection.execute("SET TimeZone = 'UTC'")  # like orchestration's connections: UTC examples
         search_path = cparams.get("search_path")
         if search_path:  # cause 2 above
             literal = str(search_path).replace("'", "''")
             connection.execute(f"SET search_path = '{literal}'")
-        memory_limit = cparams.get("memory_limit")
-        if memory_limit:  # bounded like the warehouse's other connections; DuckDB spills beyond
-            literal = str(memory_limit).replace("'", "''")
-            connection.execute(f"SET memory_limit = '{literal}'")
+        # the warehouse's session settings (time zone, memory limit), as its other connections
+        for name, value in (cparams.get("session_settings") or {}).items():
+            literal = str(value).replace("'", "''")
+            connection.execute(f"SET {name} = '{literal}'")
         return duckdb_engine.ConnectionWrapper(connection)
 
     # A rollback would discard DuckDB's pending result before GX fetches it (cause 1 above).
@@ -124,22 +124,25 @@ def connection_string(warehouse_path: str | Path) -> str:
 
 
 def engine_kwargs(
-    search_path: str | None = None, memory_limit: str | None = None
+    search_path: str | None = None, session_settings: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """``create_engine`` keyword arguments (GX: ``add_sql(kwargs=...)``) for this dialect.
 
-    ``memory_limit`` (e.g. ``"2GB"``) bounds DuckDB's memory for the validation queries; beyond
-    it DuckDB spills to disk. ``None`` keeps DuckDB's default (80% of RAM).
+    ``session_settings`` (e.g. ``{"TimeZone": "UTC", "memory_limit": "2GB"}``) are set on every
+    connection: the caller passes the warehouse's, so validation queries see timestamps and
+    bound memory like every other session. ``None`` keeps DuckDB's defaults.
     """
-    connect_args = {"search_path": search_path, "memory_limit": memory_limit}
+    connect_args = {"search_path": search_path, "session_settings": session_settings}
     connect_args = {key: value for key, value in connect_args.items() if value}
     return {"connect_args": connect_args} if connect_args else {}
 
 
 def create_engine(
-    warehouse_path: str | Path, search_path: str | None = None, memory_limit: str | None = None
+    warehouse_path: str | Path,
+    search_path: str | None = None,
+    session_settings: Mapping[str, str] | None = None,
 ) -> sa.Engine:
     """A read-only SQLAlchemy engine on ``warehouse_path`` that GX can validate through."""
     return sa.create_engine(
-        connection_string(warehouse_path), **engine_kwargs(search_path, memory_limit)
+        connection_string(warehouse_path), **engine_kwargs(search_path, session_settings)
     )

@@ -19,6 +19,7 @@ import enum
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,14 @@ def validate_table(
     suite: gx.ExpectationSuite,
     *,
     row_filter: str | None = None,
-    memory_limit: str | None = None,
+    session_settings: Mapping[str, str] | None = None,
 ) -> SuiteOutcome:
     """Validate ``table`` (``"schema.name"`` or ``"name"`` in ``main``) of a DuckDB file.
 
     ``row_filter`` (a SQL boolean expression, e.g. ``_load_id = 'abc'``) restricts the batch to
     matching rows, so an incremental run validates only what it added; still pushed down.
-    ``memory_limit`` (e.g. ``"2GB"``) bounds DuckDB's memory for the validation queries, like the
-    warehouse's other connections; beyond it DuckDB spills to disk.
+    ``session_settings`` are the warehouse's DuckDB settings (time zone, memory limit), set on
+    the validation connections like on the warehouse's other sessions.
 
     The file is opened read-only, so the caller must make sure no writer holds it, in this
     process or any other. Other readers may stay open. Raises if the file or the table does not
@@ -73,7 +74,7 @@ def validate_table(
     datasource = context.data_sources.add_sql(
         name=_DATASOURCE_NAME,
         connection_string=duckdb_compat.connection_string(path),
-        kwargs=duckdb_compat.engine_kwargs(search_path=schema, memory_limit=memory_limit),
+        kwargs=duckdb_compat.engine_kwargs(search_path=schema, session_settings=session_settings),
     )
     try:
         columns = _table_columns(datasource.get_engine(), schema, name)

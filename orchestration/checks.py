@@ -21,6 +21,7 @@ import dagster as dg
 from pydantic import Field
 
 from orchestration.resources import AsOfResource, WarehouseResource
+from warehouse.connection import session_settings
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def expectation_check(
             table,
             load_suite(suite_name, **params),
             row_filter=row_filter,
-            memory_limit=warehouse.memory_limit,
+            session_settings=session_settings(warehouse.memory_limit),
         )
         context.log.info(
             "%s: %d expectations, %d blocking failed, %d warnings failed in %.1fs",

@@ -3,6 +3,7 @@
     segwh run [--job full_build]   materialize the whole asset graph once, then summarize
     segwh summary                  rows per table of the warehouse
     segwh config [--markdown]      every setting: value and where it came from
+    segwh dbt ARGS...              dbt by hand, with the warehouse and as_of of the settings
     segwh erase --customer-id ID   erase one person everywhere (or --email ADDRESS)
 
 The sample data has its own command: ``python -m sample_data --help``.
@@ -114,6 +115,28 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _dbt(args: argparse.Namespace, settings: Settings) -> int:
+    """dbt with the environment a dbt step of a run gets (DbtResource.build): the warehouse, its
+    session settings and SEGWH_AS_OF (when empty, pass ``--vars '{as_of: ...}'``)."""
+    import subprocess
+
+    from orchestration.dbt import DBT_EXECUTABLE
+    from privacy import pseudonyms
+    from warehouse.connection import connect
+    from warehouse.settings import DBT_PROJECT_DIR, dbt_environment, parse_as_of
+
+    with connect(settings.warehouse_path, memory_limit=settings.duckdb_memory_limit) as con:
+        pseudonyms.install(con, pseudonyms.key_from_environment())  # staging pseudonymizes
+    as_of = parse_as_of(settings.as_of).isoformat() if settings.as_of else None
+    environment = {
+        **os.environ,
+        **dbt_environment(settings.warehouse_path, settings.duckdb_memory_limit, as_of),
+        "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
+        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+    }
+    return subprocess.call([DBT_EXECUTABLE, *args.dbt_args], env=environment)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segwh", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -147,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the documented defaults as Markdown (CONFIGURATION.md), not the effective values",
     )
     config.set_defaults(handler=_config)
+
+    dbt = commands.add_parser(
+        "dbt",
+        help="run dbt by hand on the configured warehouse, e.g. `segwh dbt build -s sessions`",
+    )
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own arguments")
+    dbt.set_defaults(handler=_dbt)
     return parser
 
 

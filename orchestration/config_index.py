@@ -1,11 +1,12 @@
 """The index of every setting: where each kind lives, its value and where the value came from.
 
-Four kinds, each defined in one place:
+Five kinds, each defined in one place:
 
 - deployment settings: environment variables (``warehouse.settings.ENVIRONMENT_VARIABLES``);
 - business rules: dbt vars (``dbt_project/dbt_project.yml``) and editable seeds
   (``dbt_project/seeds/*.csv``);
 - ML tunables: the frozen dataclasses of ``ml/config.py``;
+- data-quality thresholds: the constants of ``expectations/thresholds.py``;
 - per-run options: the Dagster run config of the assets (launchpad), defined here in
   ``orchestration/defs``.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import dagster as dg
 import yaml
 
+from expectations import thresholds
 from ml import config as ml_config
 from orchestration.checks import ExpectationCheckConfig
 from orchestration.defs.ingestion import RawEventsConfig
@@ -83,6 +85,9 @@ def settings(documented_defaults: bool = False) -> Iterator[Setting]:
             else:
                 default = "(required)"
             yield Setting("ml", f"{config.__name__}.{item.name}", _short(default), "ml/config.py")
+    for name, value in vars(thresholds).items():
+        if name.isupper():
+            yield Setting("quality", name, _short(value), "expectations/thresholds.py")
     for where, config_class in RUN_CONFIGS.items():
         for name, item in config_class.model_fields.items():
             default = item.default_factory() if item.default_factory else item.default
@@ -123,6 +128,7 @@ def as_markdown(rows: list[Setting]) -> str:
         ("dbt var", "dbt vars (business rules; `dbt_project/dbt_project.yml`)"),
         ("dbt seed", "dbt seeds (editable rule tables; `dbt_project/seeds/`)"),
         ("ml", "ML tunables (`ml/config.py`)"),
+        ("quality", "Data-quality thresholds (`expectations/thresholds.py`)"),
         ("run config", "Run config (Dagster launchpad, per run)"),
     ):
         lines += ["", f"## {title}", "", "| setting | default | meaning |", "|---|---|---|"]

@@ -868,7 +868,8 @@ def test_validation_memory_is_bounded_like_the_warehouse(good_warehouse: Path) -
 
     from expectations import duckdb_compat
 
-    engine = duckdb_compat.create_engine(good_warehouse, memory_limit="300MB")
+    settings = {"TimeZone": "UTC", "memory_limit": "300MB"}
+    engine = duckdb_compat.create_engine(good_warehouse, session_settings=settings)
     try:
         with engine.connect() as connection:
             setting = connection.execute(sa.text("SELECT current_setting('memory_limit')"))
@@ -876,6 +877,6 @@ def test_validation_memory_is_bounded_like_the_warehouse(good_warehouse: Path) -
     finally:
         engine.dispose()
     outcome = validate_table(
-        good_warehouse, "marts.sessions", load_suite("sessions"), memory_limit="300MB"
+        good_warehouse, "marts.sessions", load_suite("sessions"), session_settings=settings
     )
     assert outcome.success and failures(outcome) == []

@@ -16,11 +16,18 @@ import duckdb
 DEFAULT_MEMORY_LIMIT = "2GB"
 
 
+def session_settings(memory_limit: str | None = None) -> dict[str, str]:
+    """The DuckDB settings of every session on the warehouse: this module's connections, dbt's
+    (profiles.yml, through ``settings.dbt_environment``) and the expectation checks'. Timestamps
+    with time zone are shown and cast in UTC; memory is bounded (DuckDB spills beyond)."""
+    return {"TimeZone": "UTC", "memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT}
+
+
 @contextmanager
 def connect(
     path: Path | str, *, read_only: bool = False, memory_limit: str | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse with session time zone UTC and a memory limit; closed on exit."""
+    """Open the warehouse with the project's session settings; closed on exit."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,8 +35,8 @@ def connect(
         raise FileNotFoundError(f"DuckDB warehouse {path} does not exist yet: run ingestion first")
     con = duckdb.connect(str(path), read_only=read_only)
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET memory_limit = '{memory_limit or DEFAULT_MEMORY_LIMIT}'")
+        for name, value in session_settings(memory_limit).items():
+            con.execute(f"SET {name} = '{value}'")
         yield con
     finally:
         con.close()

@@ -10,6 +10,7 @@ dbt reads the values of one run from the environment of its process (``dbt_envir
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from warehouse.connection import DEFAULT_MEMORY_LIMIT
+from warehouse.connection import DEFAULT_MEMORY_LIMIT, session_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
@@ -243,11 +244,11 @@ def effective_environment() -> list[tuple[EnvironmentVariable, str, str]]:
 
 
 # Every environment variable dbt reads, and nothing else: profiles.yml the warehouse path and
-# memory limit, macros/as_of_timestamp.sql the as_of, macros/get_where_subquery.sql the load whose
-# events the event tests check (empty: every event).
+# the DuckDB session settings (JSON), macros/as_of_timestamp.sql the as_of,
+# macros/get_where_subquery.sql the load whose events the event tests check (empty: every event).
 DBT_ENVIRONMENT = (
     "SEGWH_WAREHOUSE_PATH",
-    "SEGWH_DUCKDB_MEMORY_LIMIT",
+    "SEGWH_DUCKDB_SETTINGS",
     "SEGWH_DBT_AS_OF",
     "SEGWH_DBT_TESTED_LOAD_ID",
 )
@@ -262,7 +263,12 @@ def dbt_environment(
     """The environment of one dbt invocation (``DBT_ENVIRONMENT``): the one path by which run
     parameters reach dbt. Environment variables rather than ``--vars``: a new as_of on every
     run in ``--vars`` would make dbt re-parse the whole project every time."""
-    values = [str(warehouse_path), memory_limit, as_of, tested_load_id]
+    values = [
+        str(warehouse_path),
+        json.dumps(session_settings(memory_limit)),
+        as_of,
+        tested_load_id,
+    ]
     pairs = zip(DBT_ENVIRONMENT, values, strict=True)
     return {name: value for name, value in pairs if value is not None}
 
