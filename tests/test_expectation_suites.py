@@ -566,6 +566,29 @@ def test_suites_of_dbt_models_leave_structural_rules_to_dbt() -> None:
         }, (name, blocking)
 
 
+@pytest.mark.parametrize("entity", ["customers", "orders", "consents"])
+def test_crm_suites_check_the_contract_ingestion_copies_with(
+    good_warehouse: Path, tmp_path: Path, entity: str
+) -> None:
+    """The columns come from ingestion/contracts/crm.toml, as ingestion's CRM_ENTITIES do."""
+    from ingestion.crm import CRM_ENTITIES, LOAD_ID_COLUMN, LOADED_AT_COLUMN
+
+    suite = load_suite(f"crm_{entity}")
+    [columns] = [
+        e for e in suite.expectations if e.expectation_type == "expect_table_columns_to_match_set"
+    ]
+    expected = [*CRM_ENTITIES[entity].columns, LOADED_AT_COLUMN, LOAD_ID_COLUMN]
+    assert list(columns.column_set) == expected
+
+    # a raw table without one of the contract's columns fails the column expectation, naming it
+    optional = CRM_ENTITIES[entity].optional_columns or CRM_ENTITIES[entity].required_columns
+    dropped = optional[-1]
+    path = spoiled(good_warehouse, tmp_path, f"ALTER TABLE raw.crm_{entity} DROP COLUMN {dropped}")
+    failed = failures(validate(path, f"crm_{entity}"))
+    assert failed[0].expectation_type == "expect_table_columns_to_match_set"
+    assert failed[0].unexpected_examples == [f"missing: {dropped}"]
+
+
 def test_suites_declare_their_per_run_parameters() -> None:
     assert suite_parameters("stg_events") == {"previous_row_count", "as_of"}
     assert suite_parameters("event_load") == {"load_id"}
