@@ -2,14 +2,17 @@
 
 Raw CRM tables hold every column as text, exactly as the source returned it (typing is staging's
 job, in dbt), so nothing is lost or coerced on the way in and SQLite, PostgreSQL or any other
-source look the same downstream. Each table is a full snapshot, replaced atomically.
+source look the same downstream. Each table is a full snapshot, replaced atomically. The tables
+and columns copied are the CRM contract, declared once in ``contracts/crm.toml``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -38,37 +41,24 @@ class CrmEntity:
         return f"raw.crm_{self.name}"
 
 
+CONTRACT_PATH = Path(__file__).parent / "contracts" / "crm.toml"
+"""The CRM contract, the one declaration of the CRM tables and columns ingestion copies."""
+
+with CONTRACT_PATH.open("rb") as _handle:
+    _CONTRACT = tomllib.load(_handle)
+
 CRM_ENTITIES: dict[str, CrmEntity] = {
-    "customers": CrmEntity(
-        "customers",
-        required_columns=("customer_id",),
-        optional_columns=(
-            "email",
-            "first_name",
-            "last_name",
-            "phone",
-            "country",
-            "city",
-            "birth_year",
-            "income_bracket",
-            "education",
-            "signup_at",
-            "loyalty_tier",
-            "updated_at",
-        ),
-    ),
-    "orders": CrmEntity(
-        "orders",
-        required_columns=("order_id", "customer_id", "ordered_at", "total_amount"),
-        optional_columns=("currency", "status", "items_count"),
-    ),
-    "consents": CrmEntity(
-        "consents",
-        required_columns=("customer_id", "purpose", "granted", "updated_at"),
-        optional_columns=(),
-        table_required=False,
-    ),
+    name: CrmEntity(
+        name,
+        required_columns=tuple(entity["required"]),
+        optional_columns=tuple(entity.get("optional", ())),
+        table_required=entity.get("table_required", True),
+    )
+    for name, entity in _CONTRACT["entities"].items()
 }
+LOADED_AT_COLUMN: str = _CONTRACT["load_columns"]["loaded_at"]
+LOAD_ID_COLUMN: str = _CONTRACT["load_columns"]["load_id"]
+"""Columns ingestion adds to every raw CRM row: when it was loaded, and by which run."""
 
 
 class CrmSchemaError(ValueError):
@@ -174,7 +164,7 @@ def load_crm_table(
             ).fetchone()[0]
         con.execute(
             f"""CREATE OR REPLACE TABLE {entity.raw_table} AS
-            SELECT *, now() AS _loaded_at, ? AS _load_id FROM _crm_chunk_target
+            SELECT *, now() AS {LOADED_AT_COLUMN}, ? AS {LOAD_ID_COLUMN} FROM _crm_chunk_target
             WHERE NOT ({suppressed_if or "false"})""",
             [load_id],
         )

@@ -4,8 +4,8 @@ Everything happens inside DuckDB with its own readers; Python only lists files a
 
 Accounting, per file: ``landed = loaded + rejected + duplicate + suppressed``.
 - landed: non-blank lines of a JSONL file (blank lines are not events), rows of a Parquet file;
-- rejected: rows that break the raw event contract, kept in ``raw.rejected_events`` with the
-  original payload and a reason (see ``REJECT_REASONS``);
+- rejected: rows that break the raw event contract (``contracts/events.toml``), kept in
+  ``raw.rejected_events`` with the original payload and a reason (see ``REJECT_REASONS``);
 - duplicate: valid rows whose ``event_id`` is already in ``raw.events`` or appears earlier in the
   same batch (first occurrence by file name, then payload, wins);
 - suppressed: rows whose user id or anonymous id belongs to an erased person
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,40 +37,31 @@ log = logging.getLogger(__name__)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
 PARQUET_SUFFIXES = (".parquet",)
 
+CONTRACT_PATH = Path(__file__).parent / "contracts" / "events.toml"
+"""The raw event contract, the one declaration of the fields a landed event may carry."""
+
+
+def _read_contract(path: Path) -> list[dict]:
+    with path.open("rb") as handle:
+        fields = tomllib.load(handle)["fields"]
+    if not any(field.get("identity") for field in fields):
+        raise ValueError(f"{path}: no identity field (anonymous_id, user_id)")
+    return fields
+
+
+_FIELDS = _read_contract(CONTRACT_PATH)
+
 # (column, DuckDB type) of raw.events in contract order; typed columns are cast with TRY_CAST
 # and a present-but-uncastable value rejects the row with reason invalid_<column>.
-EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("event_id", "VARCHAR"),
-    ("event_type", "VARCHAR"),
-    ("occurred_at", "TIMESTAMPTZ"),
-    ("received_at", "TIMESTAMPTZ"),
-    ("anonymous_id", "VARCHAR"),
-    ("user_id", "VARCHAR"),
-    ("page_url", "VARCHAR"),
-    ("page_type", "VARCHAR"),
-    ("referrer", "VARCHAR"),
-    ("utm_source", "VARCHAR"),
-    ("utm_medium", "VARCHAR"),
-    ("utm_campaign", "VARCHAR"),
-    ("product_id", "VARCHAR"),
-    ("category", "VARCHAR"),
-    ("price", "DOUBLE"),
-    ("quantity", "INTEGER"),
-    ("order_id", "VARCHAR"),
-    ("revenue", "DOUBLE"),
-    ("currency", "VARCHAR"),
-    ("device_type", "VARCHAR"),
-    ("user_agent", "VARCHAR"),
-    ("ip", "VARCHAR"),
-)
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = tuple((f["name"], f["type"]) for f in _FIELDS)
 TYPED_COLUMNS = tuple(name for name, kind in EVENT_COLUMNS if kind != "VARCHAR")
+REQUIRED_FIELDS = tuple(f["name"] for f in _FIELDS if f.get("required"))
+IDENTITY_FIELDS = tuple(f["name"] for f in _FIELDS if f.get("identity"))  # one of them at least
 KNOWN_FIELDS = (*(name for name, _ in EVENT_COLUMNS), "properties")
 
 REJECT_REASONS = (
     "malformed_json",
-    "missing_event_id",
-    "missing_event_type",
-    "missing_occurred_at",
+    *(f"missing_{name}" for name in REQUIRED_FIELDS),
     "missing_identity",
     *(f"invalid_{name}" for name in TYPED_COLUMNS),
 )
@@ -242,10 +234,17 @@ def _validated_sql(landed_table: str) -> str:
         f"f.{name} AS {name}" if kind == "VARCHAR" else f"TRY_CAST(f.{name} AS {kind}) AS {name}"
         for name, kind in EVENT_COLUMNS
     )
+    # a required field: missing, then (when typed) invalid; an optional typed field: invalid
+    required_checks = "\n".join(
+        f"WHEN nullif(trim(f.{name}), '') IS NULL THEN 'missing_{name}'"
+        + (f"\nWHEN {name} IS NULL THEN 'invalid_{name}'" if name in TYPED_COLUMNS else "")
+        for name in REQUIRED_FIELDS
+    )
+    no_identity = " AND ".join(f"nullif(trim(f.{name}), '') IS NULL" for name in IDENTITY_FIELDS)
     invalid_checks = "\n".join(
         f"WHEN f.{name} IS NOT NULL AND {name} IS NULL THEN 'invalid_{name}'"
         for name in TYPED_COLUMNS
-        if name != "occurred_at"
+        if name not in REQUIRED_FIELDS
     )
     known = ", ".join(_sql_str(name) for name in KNOWN_FIELDS)
     return f"""
@@ -274,12 +273,8 @@ def _validated_sql(landed_table: str) -> str:
         SELECT *,
                CASE
                    WHEN j IS NULL THEN 'malformed_json'
-                   WHEN nullif(trim(event_id), '') IS NULL THEN 'missing_event_id'
-                   WHEN nullif(trim(event_type), '') IS NULL THEN 'missing_event_type'
-                   WHEN nullif(trim(f.occurred_at), '') IS NULL THEN 'missing_occurred_at'
-                   WHEN occurred_at IS NULL THEN 'invalid_occurred_at'
-                   WHEN nullif(trim(anonymous_id), '') IS NULL
-                        AND nullif(trim(user_id), '') IS NULL THEN 'missing_identity'
+                   {required_checks}
+                   WHEN {no_identity} THEN 'missing_identity'
                    {invalid_checks}
                END AS reject_reason
         FROM typed

@@ -256,6 +256,32 @@ def test_missing_key_column_fails_the_column_check(tmp_path: Path) -> None:
     assert not outcome.success
 
 
+def test_the_suite_checks_the_raw_event_contract_ingestion_loads_with(tmp_path: Path) -> None:
+    """Columns, required fields and identity come from ingestion/contracts/events.toml, the
+    declaration ingestion creates raw.events and rejects rows with."""
+    from ingestion.events import EVENT_COLUMNS, IDENTITY_FIELDS, REQUIRED_FIELDS, ensure_raw_tables
+
+    suite = load_suite("raw_events")
+    by_type: dict[str, list] = {}
+    for expectation in suite.expectations:
+        by_type.setdefault(expectation.expectation_type, []).append(expectation)
+    [columns] = by_type["expect_table_columns_to_match_set"]
+    assert list(columns.column_set) == [name for name, _ in EVENT_COLUMNS]
+    not_null = by_type["expect_column_values_to_not_be_null"]
+    assert [e.column for e in not_null if e.row_condition is None] == list(REQUIRED_FIELDS)
+    [identity] = [e for e in not_null if e.row_condition is not None]
+    assert {identity.column, identity.row_condition.column.name} == set(IDENTITY_FIELDS)
+
+    # the table ingestion creates has the contract's columns (it is empty: only the count fails)
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        ensure_raw_tables(con)
+    outcome = validate_table(path, "raw.events", suite)
+    assert [o.expectation_type for o in outcome.outcomes if not o.success] == [
+        "expect_table_row_count_to_be_between"
+    ]
+
+
 def test_clock_skew_is_a_pushed_down_warning_with_examples(tmp_path: Path) -> None:
     path = make_warehouse(
         tmp_path / "warehouse.duckdb",

@@ -1,13 +1,15 @@
-"""Expectation suites as reviewable code, one module per warehouse table, looked up by name.
+"""Expectation suites as reviewable code, looked up by name: one module per raw table, load
+audit or staged table, and ``marts`` for the dbt marts (great-expectations checks what dbt's
+tests cannot: raw tables before dbt reads them, load audits, freshness, row counts compared with
+the previous run, shares and distributions; dbt tests own the structural rules of dbt models).
 
-Each module has ``build_suite(**params)``. Parameters are per-run context that a suite may
-declare as keyword arguments, all optional (without them the suite leaves out the expectations
-that need them):
+Each suite has a builder ``build_suite(**params)``. Parameters are per-run context that a
+suite may declare as keyword arguments, all optional (without them the suite leaves out the
+expectations that need them):
 
 - ``previous_row_count``: the table's row count after the previous run; adds the row-count
   bounds of ``expectations.thresholds.ROW_COUNT_BOUNDS``;
-- ``as_of``: the run's ``as_of`` (an aware ``datetime``); adds freshness and "nothing after
-  as_of" expectations;
+- ``as_of``: the run's ``as_of`` (an aware ``datetime``); adds freshness expectations;
 - ``load_id``: the run's load id (its Dagster run id); scopes expectations on one load.
 
 ``suite_parameters(name)`` tells a caller (orchestration/checks.py) which of them to fetch.
@@ -21,17 +23,13 @@ from collections.abc import Callable
 import great_expectations as gx
 
 from . import (
-    content_decisions,
     crm_consents,
     crm_customers,
     crm_orders,
     event_load,
-    person_features,
-    person_rfm_scores,
+    marts,
     person_segments,
     raw_events,
-    segment_membership_history,
-    sessions,
     stg_events,
 )
 
@@ -44,12 +42,8 @@ SUITE_BUILDERS: dict[str, SuiteBuilder] = {
     "crm_orders": crm_orders.build_suite,
     "crm_consents": crm_consents.build_suite,
     "stg_events": stg_events.build_suite,
-    "sessions": sessions.build_suite,
-    "person_features": person_features.build_suite,
-    "person_rfm_scores": person_rfm_scores.build_suite,
+    **{name: marts.row_count_suite(name) for name in marts.ROW_COUNT_SUITES},
     "person_segments": person_segments.build_suite,
-    "segment_membership_history": segment_membership_history.build_suite,
-    "content_decisions": content_decisions.build_suite,
 }
 
 SUITE_TABLES: dict[str, str] = {
@@ -59,12 +53,8 @@ SUITE_TABLES: dict[str, str] = {
     "crm_orders": crm_orders.TABLE,
     "crm_consents": crm_consents.TABLE,
     "stg_events": stg_events.TABLE,
-    "sessions": sessions.TABLE,
-    "person_features": person_features.TABLE,
-    "person_rfm_scores": person_rfm_scores.TABLE,
+    **{name: marts.table(name) for name in marts.ROW_COUNT_SUITES},
     "person_segments": person_segments.TABLE,
-    "segment_membership_history": segment_membership_history.TABLE,
-    "content_decisions": content_decisions.TABLE,
 }
 """The warehouse table (``schema.name``) each suite is written for."""
 

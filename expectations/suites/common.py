@@ -37,11 +37,6 @@ def utc_naive(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(tzinfo=None)
 
 
-def sql_timestamp(instant: datetime) -> str:
-    """A DuckDB ``TIMESTAMP`` literal of ``instant`` in UTC."""
-    return f"TIMESTAMP '{utc_naive(instant).isoformat(sep=' ')}'"
-
-
 def suite(
     name: str,
     table: str,

@@ -20,12 +20,13 @@ from .common import (
     row_count_vs_previous,
     suite,
 )
+from .contracts import crm_columns
 
 SUITE_NAME = "crm_consents"
 TABLE = "raw.crm_consents"
 
 ID_COLUMN = "customer_id"
-COLUMNS = ["customer_id", "purpose", "granted", "updated_at", "_loaded_at", "_load_id"]
+COLUMNS = crm_columns("consents")  # the CRM contract (ingestion/contracts/crm.toml)
 PURPOSES = ["analytics", "personalization", "marketing"]
 
 

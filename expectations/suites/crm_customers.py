@@ -21,28 +21,13 @@ from .common import (
     suite,
     unique,
 )
+from .contracts import crm_columns
 
 SUITE_NAME = "crm_customers"
 TABLE = "raw.crm_customers"
 
 ID_COLUMN = "customer_id"
-COLUMNS = [
-    "customer_id",
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "country",
-    "city",
-    "birth_year",
-    "income_bracket",
-    "education",
-    "signup_at",
-    "loyalty_tier",
-    "updated_at",
-    "_loaded_at",
-    "_load_id",
-]
+COLUMNS = crm_columns("customers")  # the CRM contract (ingestion/contracts/crm.toml)
 # One @, no spaces, a dot in the domain (RE2, full match). Deliberately loose: it flags typos
 # and placeholders such as "n/a", not every address RFC 5322 would refuse.
 EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"

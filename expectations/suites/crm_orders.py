@@ -24,22 +24,13 @@ from .common import (
     suite,
     unique,
 )
+from .contracts import crm_columns
 
 SUITE_NAME = "crm_orders"
 TABLE = "raw.crm_orders"
 
 ID_COLUMN = "order_id"
-COLUMNS = [
-    "order_id",
-    "customer_id",
-    "ordered_at",
-    "total_amount",
-    "currency",
-    "status",
-    "items_count",
-    "_loaded_at",
-    "_load_id",
-]
+COLUMNS = crm_columns("orders")  # the CRM contract (ingestion/contracts/crm.toml)
 AMOUNT_TYPE = "DECIMAL(18, 2)"  # the type staging casts total_amount to
 ORDER_STATUSES = ["completed", "cancelled", "returned"]
 

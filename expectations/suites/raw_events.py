@@ -1,10 +1,12 @@
 """Expectation suite for the warehouse table ``raw.events`` (one row per landed event).
 
-Blocking (``severity="critical"``, the GX default) is the raw event contract in DESIGN.md. These
-rules gate everything downstream, together with the row count relative to the previous run
-(raw.events only grows). Warnings (``severity="warning"``) flag suspicious values that staging
-can still handle. Thresholds live in expectations/thresholds.py. Every expectation is pushed
-down to DuckDB as SQL.
+Blocking (``severity="critical"``, the GX default) is the raw event contract, declared once in
+ingestion/contracts/events.toml (``contracts.py`` reads it): its columns exist, ``event_id`` is
+unique, the required fields are never null and every event has an identity (anonymous id or user
+id). These rules gate everything downstream, together with the row count relative to the
+previous run (raw.events only grows). Warnings (``severity="warning"``) flag suspicious values
+that staging can still handle. Thresholds live in expectations/thresholds.py. Every expectation
+is pushed down to DuckDB as SQL.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from expectations.thresholds import (
     RAW_EVENTS_MIN_ROWS,
 )
 
-from .common import WARNING, row_count_vs_previous
+from .common import WARNING, columns_exist, not_null, row_count_vs_previous, suite, unique
+from .contracts import raw_event_fields
 
 SUITE_NAME = "raw_events"
 TABLE = "raw.events"
 
-KEY_COLUMNS = ["event_id", "event_type", "occurred_at", "anonymous_id", "user_id"]
+COLUMNS = raw_event_fields()
+REQUIRED_COLUMNS = raw_event_fields("required")
+IDENTITY_COLUMNS = raw_event_fields("identity")
 ID_COLUMN = "event_id"
 MIN_ROWS = RAW_EVENTS_MIN_ROWS
 DEVICE_TYPES = ["desktop", "mobile", "tablet", "other"]
@@ -36,33 +41,21 @@ def build_suite(previous_row_count: int | None = None) -> gx.ExpectationSuite:
 
     ``previous_row_count`` (the table's rows after the previous run) adds the row-count bounds.
     """
+    first_identity, other_identity = IDENTITY_COLUMNS  # anonymous_id, user_id
     blocking: list[gxe.Expectation] = [
-        gxe.ExpectTableColumnsToMatchSet(
-            column_set=KEY_COLUMNS,
-            exact_match=False,
-            description="the key columns exist",
-        ),
+        columns_exist(COLUMNS),
         gxe.ExpectTableRowCountToBeBetween(
             min_value=MIN_ROWS, description=f"the table has at least {MIN_ROWS} row"
         ),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="event_id", description="event_id values are never null"
-        ),
-        gxe.ExpectColumnValuesToBeUnique(
-            column="event_id", description="event_id values are unique"
-        ),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="event_type", description="event_type values are never null"
-        ),
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="occurred_at", description="occurred_at values are never null"
-        ),
+        not_null(ID_COLUMN),
+        unique(ID_COLUMN),
+        *(not_null(column) for column in REQUIRED_COLUMNS if column != ID_COLUMN),
         # "anonymous_id or user_id" as a column-map expectation: it is pushed down as an
         # aggregate plus a LIMIT-ed example query, like the other null checks.
         gxe.ExpectColumnValuesToNotBeNull(
-            column="anonymous_id",
-            row_condition=Column("user_id").is_null(),
-            description="every event has an anonymous_id or a user_id",
+            column=first_identity,
+            row_condition=Column(other_identity).is_null(),
+            description=f"every event has an {first_identity} or a {other_identity}",
         ),
         *row_count_vs_previous(SUITE_NAME, previous_row_count),
     ]
@@ -105,8 +98,4 @@ def build_suite(previous_row_count: int | None = None) -> gx.ExpectationSuite:
             ),
         ),
     ]
-    return gx.ExpectationSuite(
-        name=SUITE_NAME,
-        expectations=blocking + warnings,
-        meta={"table": TABLE, "unexpected_index_column_names": [ID_COLUMN]},
-    )
+    return suite(SUITE_NAME, TABLE, blocking + warnings, id_columns=[ID_COLUMN])
