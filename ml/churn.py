@@ -34,6 +34,7 @@ from sklearn.pipeline import Pipeline
 
 from ml.config import ChurnConfig, ChurnModelType, DriftConfig
 from ml.drift import baselines_to_dict, build_baselines
+from ml.schemas import CHURN_SCORE_COLUMNS
 from ml.preprocessing import (
     TRANSFORM_CHUNK_ROWS,
     FeatureSet,
@@ -372,7 +373,8 @@ def score_churn(
     *,
     as_of: pd.Timestamp | str | None = None,
 ) -> pd.DataFrame:
-    """person_id, churn_probability, risk_band, is_at_risk, model_version, as_of per row.
+    """One row per row of ``frame`` with the columns of ``ml.schemas.CHURN_SCORE_COLUMNS`` (in
+    that order): person_id, churn_probability, risk_band, is_at_risk, model_version, as_of.
 
     ``as_of`` defaults to the latest ``snapshot_at`` (else ``as_of`` column) of ``frame``.
     """
@@ -385,9 +387,9 @@ def score_churn(
         else:
             raise ValueError(f"pass as_of: frame has no {config.snapshot_column!r} or 'as_of'")
     probability = model.predict_proba(frame)
-    return pd.DataFrame(
+    scores = pd.DataFrame(
         {
-            config.id_column: frame[config.id_column].to_numpy(),
+            "person_id": frame[config.id_column].to_numpy(),
             "churn_probability": probability,
             "risk_band": pd.Series(risk_bands(probability, config), dtype="str"),
             "is_at_risk": probability >= config.risk_threshold,
@@ -395,3 +397,6 @@ def score_churn(
             "as_of": pd.Timestamp(as_of),
         }
     )
+    if set(scores.columns) != set(CHURN_SCORE_COLUMNS):  # the declaration is the table's
+        raise AssertionError(f"churn scores {list(scores.columns)} != {list(CHURN_SCORE_COLUMNS)}")
+    return scores[list(CHURN_SCORE_COLUMNS)]

@@ -28,6 +28,7 @@ from ml.config import ClusteringConfig, DriftConfig, FeatureConfig
 from ml.drift import classify_psi, feature_drift, share_psi
 from ml.plots import clustering_pngs
 from ml.registry import NoCurrentModelError
+from ml.schemas import CHURN_SCORE_COLUMNS, CHURN_SCORES_TABLE, create_table_sql
 from orchestration.assets.ingestion import OWNER
 from orchestration.resources import ModelStoreResource, WarehouseResource
 
@@ -267,11 +268,13 @@ def churn_scores(
         snapshot = _read(warehouse, "SELECT * FROM marts.churn_scoring_snapshot")
         scores = score_churn(model, snapshot, config)
         reason = ""
-    with warehouse.connect() as con:  # the table and its columns are dbt's contract
-        con.execute("DELETE FROM ml.churn_scores")
+    with warehouse.connect() as con:  # the table is ours: its columns are ml.schemas'
+        con.execute("BEGIN")
+        con.execute(create_table_sql(CHURN_SCORES_TABLE, CHURN_SCORE_COLUMNS))
         if not scores.empty:
             con.register("scores", scores)
-            con.execute("INSERT INTO ml.churn_scores BY NAME SELECT * FROM scores")
+            con.execute(f"INSERT INTO {CHURN_SCORES_TABLE} BY NAME SELECT * FROM scores")
+        con.execute("COMMIT")
     metadata: dict[str, object] = {"dagster/row_count": len(scores)}
     if scores.empty:
         metadata["reason"] = reason
