@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from orchestration.assets.ingestion import OWNER, RAW_EVENTS
-from orchestration.assets.ml import CHURN_SNAPSHOTS, PERSON_CLUSTERS, PERSON_FEATURES
+from orchestration.assets.ml import PERSON_CLUSTERS, PERSON_FEATURES
 from orchestration.assets.serving import PUBLISHED_SEGMENTS
 from orchestration.metadata import markdown_table
 from orchestration.resources import (
@@ -173,10 +173,10 @@ def erase_person_job():
 CONSENT_WITHDRAWALS_APPLIED = dg.AssetKey(["privacy", "consent_withdrawals_applied"])
 
 
-# Person tables that sensor runs do not rebuild (nightly work), with their asset keys.
+# Person tables of the ml layer that sensor runs do not rebuild (nightly work), with their asset
+# keys. (marts.churn_snapshots is dbt's: it drops withdrawn persons itself in every run.)
 _NIGHTLY_PERSON_TABLES = {
     "ml.person_clusters": PERSON_CLUSTERS,
-    "marts.churn_snapshots": CHURN_SNAPSHOTS,
 }
 
 
@@ -187,11 +187,11 @@ _NIGHTLY_PERSON_TABLES = {
     kinds={"python", "duckdb"},
     owners=[OWNER],
     description=(
-        "Removes from ml.person_clusters and marts.churn_snapshots (the churn training "
-        "snapshots) every person who is no longer profiled (not in marts.person_features: "
-        "analytics consent withdrawn since the last nightly run). Sensor runs rebuild neither, "
-        "so without this a withdrawal would wait for the nightly run; churn scores and segments "
-        "are recomputed from person_features in every run."
+        "Removes from ml.person_clusters every person who is no longer profiled (not in "
+        "marts.person_features: analytics consent withdrawn since the last nightly run). Sensor "
+        "runs do not re-cluster, so without this a withdrawal would wait for the nightly run; "
+        "churn scores, segments and the churn training snapshots (marts.churn_snapshots) are "
+        "recomputed from person_features by dbt in every run."
     ),
 )
 def consent_withdrawals_applied(warehouse: WarehouseResource) -> dg.MaterializeResult:
