@@ -15,6 +15,7 @@ from orchestration.automation import (
     DBT_OP,
     PUBLISH_OP,
     RAW_EVENTS_OP,
+    STAGED_EVENTS_CHECK_OP,
 )
 from orchestration.definitions import build_definitions
 from orchestration.resources import LandingZoneResource
@@ -70,6 +71,10 @@ def _materialize_what_incremental_runs_read(
             asset_selection=sorted(
                 (graph.get_all_asset_keys() - rebuilt_by_incremental_runs) | nightly_inputs
             ),
+            # no event has landed yet: the staged-event checks have no rows of this run to check
+            run_config={
+                "ops": {STAGED_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}}}
+            },
         )
     assert result.success
 
