@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from ingestion.crm import CRM_ENTITIES, load_crm_table
 from ingestion.events import discover_files, load_event_files
+from ml.schemas import CHURN_SCORE_COLUMNS, CHURN_SCORES_TABLE, create_table_sql
 from sample_data import DEFAULT_AS_OF, generate
 from warehouse.connection import connect, session_settings
 from warehouse.settings import DBT_PROJECT_DIR, dbt_environment
@@ -117,6 +118,8 @@ def build_warehouse(workdir: Path, events: int) -> dict[str, Any]:
         timings["load_seconds"] = round(time.perf_counter() - started, 1)
     if (DBT_PROJECT_DIR / "models" / "marts").is_dir():
         log.info("dbt build on %s", warehouse)
+        with connect(warehouse, memory_limit=MEMORY_LIMIT) as con:  # the ml asset's table
+            con.execute(create_table_sql(CHURN_SCORES_TABLE, CHURN_SCORE_COLUMNS, replace=False))
         started = time.perf_counter()
         run_dbt(warehouse, workdir)
         timings["dbt_build_seconds"] = round(time.perf_counter() - started, 1)

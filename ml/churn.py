@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from ml.preprocessing import (
     sample_indices,
     select_features,
 )
+from ml.schemas import CHURN_SCORE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,15 @@ class TrainingSet:
     validation_snapshot_date: pd.Timestamp
     purged_snapshot_dates: tuple[pd.Timestamp, ...] = ()
     """Labelled dates left out because their horizon overlaps the validation date."""
+    horizon_days: int | None = None
+    """The label's horizon (``label_horizon_days``)."""
 
-    def window(self, horizon_days: int) -> dict[str, Any]:
+    def window(self) -> dict[str, Any]:
         return {
             "train_snapshot_dates": [d.isoformat() for d in self.train_snapshot_dates],
             "validation_snapshot_date": self.validation_snapshot_date.isoformat(),
             "purged_snapshot_dates": [d.isoformat() for d in self.purged_snapshot_dates],
-            "horizon_days": horizon_days,
+            "horizon_days": self.horizon_days,
             "train_rows": len(self.train),
             "validation_rows": len(self.validation),
         }
@@ -92,10 +95,33 @@ def _snapshot_times(frame: pd.DataFrame, config: ChurnConfig) -> pd.Series:
     return pd.to_datetime(frame[config.snapshot_column])
 
 
+def label_horizon_days(snapshots: pd.DataFrame, config: ChurnConfig | None = None) -> int | None:
+    """The horizon the labels of ``snapshots`` were computed with: the one value of their
+    ``horizon_column`` (dbt's var churn_horizon_days), else ``config.horizon_days`` (None when
+    neither says). A column with several values, or one that contradicts a configured horizon,
+    is an error: the horizon has one definition, upstream."""
+    config = config or ChurnConfig()
+    if config.horizon_column not in snapshots.columns:
+        return config.horizon_days
+    values = sorted({int(v) for v in snapshots[config.horizon_column].dropna().unique()})
+    if len(values) > 1:
+        raise ValueError(f"snapshots mix label horizons {values} ({config.horizon_column})")
+    if not values:
+        return config.horizon_days
+    if config.horizon_days is not None and config.horizon_days != values[0]:
+        raise ValueError(
+            f"ChurnConfig.horizon_days={config.horizon_days} contradicts the snapshots' "
+            f"{config.horizon_column}={values[0]}: the horizon is set upstream (dbt var "
+            "churn_horizon_days); leave horizon_days unset"
+        )
+    return values[0]
+
+
 def build_training_set(snapshots: pd.DataFrame, config: ChurnConfig | None = None) -> TrainingSet:
     """Split labelled snapshots by time: validation = the latest labelled snapshot date,
     train = every earlier one. Raises ``InsufficientHistoryError`` when that cannot work."""
     config = config or ChurnConfig()
+    horizon_days = label_horizon_days(snapshots, config)
     if config.label_column not in snapshots.columns:
         raise InsufficientHistoryError(
             f"snapshots have no {config.label_column!r} column: nothing is labelled yet"
@@ -110,19 +136,24 @@ def build_training_set(snapshots: pd.DataFrame, config: ChurnConfig | None = Non
     if len(dates) < 2:
         raise InsufficientHistoryError(
             f"{len(dates)} labelled snapshot date(s): a time-based split needs at least 2 "
-            f"(a snapshot is labelled once its {config.horizon_days}-day horizon has passed); "
+            f"(a snapshot is labelled once its {horizon_days}-day horizon has passed); "
             "keep collecting snapshots or backfill them"
         )
     validation_date = pd.Timestamp(dates[-1])
     earlier = [pd.Timestamp(d) for d in dates[:-1]]
     purged: list[pd.Timestamp] = []
     if config.purge_overlapping_horizons:
-        horizon = pd.Timedelta(days=config.horizon_days)
+        if horizon_days is None:
+            raise ValueError(
+                f"purging overlapping horizons needs the label horizon: the snapshots have no "
+                f"{config.horizon_column!r} column and ChurnConfig.horizon_days is unset"
+            )
+        horizon = pd.Timedelta(days=horizon_days)
         purged = [d for d in earlier if d + horizon > validation_date]
         earlier = [d for d in earlier if d + horizon <= validation_date]
         if not earlier:
             raise InsufficientHistoryError(
-                f"every earlier snapshot's {config.horizon_days}-day horizon overlaps the "
+                f"every earlier snapshot's {horizon_days}-day horizon overlaps the "
                 f"validation snapshot {validation_date.date()}: need snapshots older than "
                 f"{(validation_date - horizon).date()} or purge_overlapping_horizons=False"
             )
@@ -138,6 +169,7 @@ def build_training_set(snapshots: pd.DataFrame, config: ChurnConfig | None = Non
         tuple(earlier),
         validation_date,
         tuple(purged),
+        horizon_days,
     )
 
 
@@ -308,10 +340,16 @@ def train_churn_model(
     docstring) and return the model with its metrics and drift baseline."""
     config = config or ChurnConfig()
     data = build_training_set(snapshots, config)
+    config = replace(config, horizon_days=data.horizon_days)  # the metadata names the data's
     features = select_features(
         data.train,
         config.features,
-        exclude=(config.label_column, config.snapshot_column, config.id_column),
+        exclude=(
+            config.label_column,
+            config.snapshot_column,
+            config.id_column,
+            config.horizon_column,
+        ),
     )
     y_valid = data.validation[config.label_column].to_numpy()
     fitted: dict[str, Pipeline] = {}
@@ -337,7 +375,7 @@ def train_churn_model(
     baseline = build_baselines(
         final_rows, features, drift_config or DriftConfig(), random_state=config.random_state
     )
-    window = data.window(config.horizon_days) | {
+    window = data.window() | {
         "rows_used_for_final_fit": min(len(final_rows), config.max_train_rows)
     }
     model = ChurnModel(
@@ -372,7 +410,8 @@ def score_churn(
     *,
     as_of: pd.Timestamp | str | None = None,
 ) -> pd.DataFrame:
-    """person_id, churn_probability, risk_band, is_at_risk, model_version, as_of per row.
+    """One row per row of ``frame`` with the columns of ``ml.schemas.CHURN_SCORE_COLUMNS`` (in
+    that order): person_id, churn_probability, risk_band, is_at_risk, model_version, as_of.
 
     ``as_of`` defaults to the latest ``snapshot_at`` (else ``as_of`` column) of ``frame``.
     """
@@ -385,9 +424,9 @@ def score_churn(
         else:
             raise ValueError(f"pass as_of: frame has no {config.snapshot_column!r} or 'as_of'")
     probability = model.predict_proba(frame)
-    return pd.DataFrame(
+    scores = pd.DataFrame(
         {
-            config.id_column: frame[config.id_column].to_numpy(),
+            "person_id": frame[config.id_column].to_numpy(),
             "churn_probability": probability,
             "risk_band": pd.Series(risk_bands(probability, config), dtype="str"),
             "is_at_risk": probability >= config.risk_threshold,
@@ -395,3 +434,6 @@ def score_churn(
             "as_of": pd.Timestamp(as_of),
         }
     )
+    if set(scores.columns) != set(CHURN_SCORE_COLUMNS):  # the declaration is the table's
+        raise AssertionError(f"churn scores {list(scores.columns)} != {list(CHURN_SCORE_COLUMNS)}")
+    return scores[list(CHURN_SCORE_COLUMNS)]

@@ -144,9 +144,13 @@ ChurnModelType = Literal["logistic_regression", "hist_gradient_boosting"]
 class ChurnConfig:
     """Churn training, model choice, promotion and scoring (``ml.churn``, ``ml.registry``)."""
 
-    horizon_days: int = 90
+    horizon_days: int | None = None
     """A person is churned at a snapshot when they are inactive for this many days after it.
-    The label is computed upstream (dbt); here it documents the label and bounds purging."""
+    The label is computed upstream, with dbt's var ``churn_horizon_days`` (its one definition),
+    and every snapshot row carries it in ``horizon_column``: training reads it from there,
+    bounds purging with it and records it in the model's metadata. Set this only for snapshots
+    without that column; a value that contradicts the column is an error."""
+    horizon_column: str = "churn_horizon_days"
     label_column: str = "churned"
     snapshot_column: str = "snapshot_at"
     id_column: str = "person_id"

@@ -1,5 +1,8 @@
 """Helpers for tests that run the dbt project in-process on a warehouse of their own.
 
+Without the Dagster ml assets, the table dbt reads as ``source('ml', 'churn_scores')`` is created
+empty from its Python declaration (``ml/schemas.py``) before every invocation.
+
 dbt is invoked through ``dbtRunner`` (no interpreter start-up per call) with its own target and
 log paths, so the manifest Dagster reads in ``dbt_project/target`` is never touched.
 """
@@ -17,6 +20,7 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 from ingestion.crm import CRM_ENTITIES, load_crm_table
 from ingestion.events import discover_files, load_event_files
+from ml.schemas import CHURN_SCORE_COLUMNS, CHURN_SCORES_TABLE, create_table_sql
 from privacy import pseudonyms
 from sample_data import DEFAULT_AS_OF
 from warehouse.connection import connect
@@ -61,6 +65,8 @@ class Dbt:
         ``tested_load_id``: the event tests check only that load (as in sensor runs)."""
         with warehouse_connection(self.warehouse) as con:  # as the dbt asset does before dbt
             pseudonyms.install(con, pseudonyms.key_from_environment())
+            # the ml asset's table dbt reads as a source, empty as before a first model
+            con.execute(create_table_sql(CHURN_SCORES_TABLE, CHURN_SCORE_COLUMNS, replace=False))
         # the sample's as_of, unless a test passes --vars '{as_of: ...}', which wins
         environment = dbt_environment(
             self.warehouse, "1GB", DEFAULT_AS_OF.isoformat(), tested_load_id

@@ -9,8 +9,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ingestion.events import ensure_raw_tables
 from orchestration.definitions import build_definitions
-from orchestration.defs.automation import PUBLISH_OP, RAW_EVENTS_OP
+from orchestration.defs.automation import (
+    CHURN_FEATURES_AT_SNAPSHOTS,
+    PUBLISH_OP,
+    RAW_EVENTS_OP,
+    STAGED_EVENTS_CHECK_OP,
+)
 from orchestration.defs.transform import DBT_STEP_NAMES
 from orchestration.resources import LandingZoneResource
 from sample_data import DEFAULT_AS_OF
@@ -41,22 +47,34 @@ def _tick(sensor: dg.SensorDefinition, landing: Path, cursor: str | None, instan
 
 
 def _materialize_what_incremental_runs_read(
-    defs: dg.Definitions, instance: dg.DagsterInstance
+    defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings
 ) -> None:
     """What an earlier full build leaves for incremental runs: every asset not downstream of
     raw/events (CRM tables and their staging views, dbt seeds), which the dbt models that are
-    downstream of it read (identity stitching, orders, segment rules)."""
+    downstream of it read (identity stitching, orders, segment rules), and the nightly churn
+    training snapshots that marts.churn_snapshots filters in every run, built here before any
+    event file has landed (an empty raw.events)."""
     graph = defs.resolve_asset_graph()
-    rebuilt_by_incremental_runs = (
-        dg.AssetSelection.assets(dg.AssetKey(["raw", "events"])).downstream().resolve(graph)
-    )
+    raw_events = dg.AssetKey(["raw", "events"])
+    rebuilt_by_incremental_runs = dg.AssetSelection.assets(raw_events).downstream().resolve(graph)
+    nightly_inputs = dg.AssetSelection.assets(CHURN_FEATURES_AT_SNAPSHOTS).upstream().resolve(
+        graph
+    ) - {raw_events}
+    with connect(settings.warehouse_path) as con:
+        ensure_raw_tables(con)
     with pytest.MonkeyPatch.context() as patch:
         # only the dbt tests of the selected models: a relationship test from a model that is
         # not built yet would fail
         patch.setenv("DBT_INDIRECT_SELECTION", "cautious")
         result = defs.resolve_job_def("full_build").execute_in_process(
             instance=instance,
-            asset_selection=sorted(graph.get_all_asset_keys() - rebuilt_by_incremental_runs),
+            asset_selection=sorted(
+                (graph.get_all_asset_keys() - rebuilt_by_incremental_runs) | nightly_inputs
+            ),
+            # no event has landed yet: the staged-event checks have no rows of this run to check
+            run_config={
+                "ops": {STAGED_EVENTS_CHECK_OP: {"config": {"only_rows_of_this_run": True}}}
+            },
         )
     assert result.success
 
@@ -174,7 +192,7 @@ def test_the_incremental_run_loads_only_the_requested_files(tmp_path, small_samp
     sensor = defs.resolve_sensor_def("landing_files_sensor")
 
     with dg.instance_for_test() as instance:
-        _materialize_what_incremental_runs_read(defs, instance)
+        _materialize_what_incremental_runs_read(defs, instance, settings)
         first = _tick(sensor, landing, None, instance)
         (tmp_path / newest.name).rename(newest)
         second = _tick(sensor, landing, first.cursor, instance)
@@ -266,7 +284,7 @@ def test_a_dagster_instance_on_postgresql_completes_a_run(tmp_path, small_sample
             job = defs.resolve_job_def("incremental_update")
             with dg.DagsterInstance.from_config(str(home)) as instance:
                 assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-                _materialize_what_incremental_runs_read(defs, instance)
+                _materialize_what_incremental_runs_read(defs, instance, settings)
                 result = job.execute_in_process(instance=instance)
                 stored = instance.get_run_record_by_id(result.run_id)
         assert result.success

@@ -1,6 +1,7 @@
 """Incremental models equal a full rebuild after any sequence of incremental runs.
 
-The incremental models: int_identifier_pairs, int_events_stitched, sessions, and the per-person
+The incremental models: int_identifier_pairs, int_events_stitched, int_events_sessionized (the
+sessions marts.sessions publishes), and the per-person
 aggregates (int_events_aggregated_to_persons, int_sessions_aggregated_to_persons and the churn
 features at as_of, int_churn_features_at_as_of, which recompute only the persons whose data,
 windows or day counts changed).
@@ -33,7 +34,7 @@ BRIDGE_BATCH = 4
 LOGINS = 5
 LOGIN_BATCH = 5
 BRIDGE_STEP = timedelta(minutes=20)  # below the 30-minute inactivity timeout
-MAP_LOST_BATCH = 3  # int_events_stitched finds moved identifiers without its saved map
+IDENTIFIERS_LOST_BATCH = 3  # int_identifiers_stitched rebuilt without its previous state
 
 
 def _plan_batches(con) -> None:
@@ -180,7 +181,10 @@ def _deliver_every_batch_once(world) -> None:
             _deliver(world["warehouse"], world["source"], batch)
 
 
-SESSIONS, STITCHED_EVENTS = "marts.sessions", "intermediate.int_events_stitched"
+SESSIONS = "intermediate.int_events_sessionized"  # marts.sessions publishes it as it is
+STITCHED_EVENTS = "intermediate.int_events_stitched"
+SESSIONS_MODEL = "int_events_sessionized"
+IDENTIFIERS = "intermediate.int_identifiers_stitched"
 PAIRS = "intermediate.int_identifier_pairs"
 PERSON_AGGREGATES = {
     "int_events_aggregated_to_persons": "intermediate.int_events_aggregated_to_persons",
@@ -277,7 +281,7 @@ def _bridged_gaps_in_one_session(warehouse: Path, gaps) -> int:
         return sum(
             con.execute(
                 """
-                SELECT count(*) FROM marts.sessions s
+                SELECT count(*) FROM intermediate.int_events_sessionized s
                 JOIN intermediate.int_identifiers_stitched i USING (person_id)
                 WHERE i.identifier_type = 'anonymous_id'
                   AND i.identifier = segwh_pseudonymize(?)  -- staging's keyed pseudonym
@@ -290,19 +294,13 @@ def _bridged_gaps_in_one_session(warehouse: Path, gaps) -> int:
         )
 
 
-def _map_differences(con, identifiers: str) -> int:
-    """Rows that differ between ``identifiers`` and the identifier -> person map that
-    int_events_stitched saved for its next run."""
-    columns = "identifier_type, identifier, person_id"
-    return sum(
-        con.execute(
-            f"SELECT count(*) FROM (SELECT {columns} FROM {a} EXCEPT SELECT {columns} FROM {b})"
-        ).fetchone()[0]
-        for a, b in [
-            (identifiers, f"{STITCHED_EVENTS}__identifiers"),
-            (f"{STITCHED_EVENTS}__identifiers", identifiers),
-        ]
-    )
+def _identifiers_to_restitch(con) -> tuple[int, int]:
+    """(identifiers the next run of int_events_stitched treats as moved, all identifiers): those
+    that got their person after the events' last stitching run."""
+    return con.execute(
+        f"SELECT count(*) FILTER (WHERE person_assigned_at > "
+        f"(SELECT max(stitched_at) FROM {STITCHED_EVENTS})), count(*) FROM {IDENTIFIERS}"
+    ).fetchone()
 
 
 def _windows_sql(dbt: Dbt) -> str:
@@ -310,7 +308,8 @@ def _windows_sql(dbt: Dbt) -> str:
         "compile",
         "--inline",
         "select count(*) as persons, count(reprocess_from) as from_cutoff "
-        "from ({{ sessions_reprocess_windows(ref('sessions'), ref('int_events_stitched')) }})",
+        "from ({{ sessions_reprocess_windows(ref('int_events_sessionized'), "
+        "ref('int_events_stitched')) }})",
     )
     return result.result.results[0].node.compiled_code
 
@@ -324,21 +323,28 @@ def test_incremental_sessions_equal_a_full_rebuild_after_every_batch(world):
 
     for batch in range(1, BATCHES + 1):
         _deliver(warehouse, source, batch)
-        if batch == MAP_LOST_BATCH:  # e.g. a warehouse from before the map: the events tell
+        if batch == IDENTIFIERS_LOST_BATCH:  # no previous state: every identifier is new
             with warehouse_connection(warehouse) as con:
-                con.execute(f"DROP TABLE {STITCHED_EVENTS}__identifiers")
+                con.execute(f"DROP TABLE {IDENTIFIERS}")
         dbt.invoke("run", "--select", "+int_identifiers_stitched")
+        if batch > 1:  # the identifiers whose events the run re-stitches: new or moved ones
+            with warehouse_connection(warehouse) as con:
+                moved, identifiers = _identifiers_to_restitch(con)
+            if batch == IDENTIFIERS_LOST_BATCH:
+                assert moved == identifiers
+            else:
+                assert 0 < moved < identifiers, (moved, identifiers)
         # each row keeps the latest load its run had seen; a rebuild has seen them all at once
         pairs = _assert_incremental_equals_rebuild(
             dbt, warehouse, "int_identifier_pairs", PAIRS, ignore=("events_loaded_through",)
         )
         assert pairs > 0
         assert _assert_incremental_equals_rebuild(
-            dbt, warehouse, "int_events_stitched", STITCHED_EVENTS
+            dbt, warehouse, "int_events_stitched", STITCHED_EVENTS, ignore=("stitched_at",)
         )
-        # the next run finds moved identifiers by comparing the current map with the one saved
+        # the next run re-stitches nothing unless identifiers move
         with warehouse_connection(warehouse) as con:
-            assert _map_differences(con, "intermediate.int_identifiers_stitched") == 0
+            assert _identifiers_to_restitch(con)[0] == 0
         if batch > 1:
             windows_sql = windows_sql or _windows_sql(dbt)
             with warehouse_connection(warehouse) as con:
@@ -349,7 +355,7 @@ def test_incremental_sessions_equal_a_full_rebuild_after_every_batch(world):
             reprocessed.append((persons_to_rebuild, from_cutoff, persons))
         if batch == BRIDGE_BATCH:
             assert _bridged_gaps_in_one_session(warehouse, world["gaps"]) == 0  # still split
-        assert _assert_incremental_equals_rebuild(dbt, warehouse, "sessions", SESSIONS)
+        assert _assert_incremental_equals_rebuild(dbt, warehouse, SESSIONS_MODEL, SESSIONS)
         aggregates = _assert_person_aggregates_equal_a_rebuild(dbt, warehouse)
         if batch > 1:  # recomputed: the persons with new events, not everyone
             for refreshed, rows in aggregates.values():
@@ -361,6 +367,11 @@ def test_incremental_sessions_equal_a_full_rebuild_after_every_batch(world):
     # (recent activity) and some in full (late events beyond the lookback, identity merges)
     for persons_to_rebuild, from_cutoff, persons in reprocessed:
         assert 0 < from_cutoff < persons_to_rebuild < persons
+    # the mart publishes the intermediate sessions as they are
+    dbt.invoke("run", "--select", "sessions")
+    _keep(warehouse, "sessionized")
+    _keep(warehouse, "published", "marts.sessions")
+    assert _differences(warehouse, "sessionized", "published")[:2] == (0, 0)
 
 
 def test_an_incremental_run_without_new_events_changes_nothing(world):
@@ -368,7 +379,7 @@ def test_an_incremental_run_without_new_events_changes_nothing(world):
     dbt = Dbt(warehouse, world["root"])
     _keep(warehouse, "before")
 
-    dbt.invoke("run", "--select", "sessions")
+    dbt.invoke("run", "--select", SESSIONS_MODEL)
 
     _keep(warehouse, "after")
     assert _differences(warehouse, "before", "after")[:2] == (0, 0)
@@ -384,19 +395,21 @@ def test_an_earlier_as_of_still_equals_a_full_rebuild(world):
 
     dbt.invoke("run", "--select", "+int_identifiers_stitched", *as_of)
     events = _assert_incremental_equals_rebuild(
-        dbt, warehouse, "int_events_stitched", STITCHED_EVENTS, *as_of
+        dbt, warehouse, "int_events_stitched", STITCHED_EVENTS, *as_of, ignore=("stitched_at",)
     )
-    sessions = _assert_incremental_equals_rebuild(dbt, warehouse, "sessions", SESSIONS, *as_of)
+    sessions = _assert_incremental_equals_rebuild(dbt, warehouse, SESSIONS_MODEL, SESSIONS, *as_of)
     with warehouse_connection(warehouse) as con:
         latest = con.execute(f"SELECT max(ended_at) FROM {SESSIONS}").fetchone()[0]
     assert sessions > 0 and latest <= earlier.replace(tzinfo=None)
 
     dbt.invoke("run", "--select", "+int_identifiers_stitched")  # back to the sample's as_of
     assert (
-        _assert_incremental_equals_rebuild(dbt, warehouse, "int_events_stitched", STITCHED_EVENTS)
+        _assert_incremental_equals_rebuild(
+            dbt, warehouse, "int_events_stitched", STITCHED_EVENTS, ignore=("stitched_at",)
+        )
         > events
     )
-    assert _assert_incremental_equals_rebuild(dbt, warehouse, "sessions", SESSIONS) > sessions
+    assert _assert_incremental_equals_rebuild(dbt, warehouse, SESSIONS_MODEL, SESSIONS) > sessions
 
 
 @pytest.mark.parametrize("step", [timedelta(minutes=4), timedelta(hours=5), timedelta(days=2)])
@@ -412,12 +425,12 @@ def test_person_aggregates_follow_a_moving_as_of(world, step):
     before = DEFAULT_AS_OF - timedelta(days=3)
     as_of = ("--vars", json.dumps({"as_of": before.isoformat()}))
     dbt.invoke("run", "--select", "+int_identifiers_stitched", "int_events_stitched", *as_of)
-    dbt.invoke("run", "--select", "sessions", *as_of)
+    dbt.invoke("run", "--select", SESSIONS_MODEL, *as_of)
     _assert_person_aggregates_equal_a_rebuild(dbt, warehouse, *as_of)
 
     moved = ("--vars", json.dumps({"as_of": (before + step).isoformat()}))
     dbt.invoke("run", "--select", "+int_identifiers_stitched", "int_events_stitched", *moved)
-    dbt.invoke("run", "--select", "sessions", *moved)
+    dbt.invoke("run", "--select", SESSIONS_MODEL, *moved)
     counts = _assert_person_aggregates_equal_a_rebuild(dbt, warehouse, *moved)
     for model, (refreshed, rows) in counts.items():
         if step < timedelta(days=1) or model != "int_churn_features_at_as_of":

@@ -357,7 +357,9 @@ def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(wor
         customer_pseudonym, person_id = con.execute(
             "SELECT f.customer_id, f.person_id FROM marts.person_features f "
             "JOIN ml.person_clusters USING (person_id) JOIN ml.churn_scores USING (person_id) "
-            "WHERE f.customer_id IS NOT NULL ORDER BY f.events DESC LIMIT 1"
+            "WHERE f.customer_id IS NOT NULL "
+            "AND f.person_id IN (SELECT person_id FROM marts.churn_snapshots) "
+            "ORDER BY f.events DESC LIMIT 1"
         ).fetchone()
     (customer,) = [
         c
@@ -405,6 +407,8 @@ def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(wor
                     "ml.person_clusters",
                     "marts.person_segments",
                     "marts.content_decisions",
+                    # the churn training snapshots: dbt rebuilds the mart from the nightly ones
+                    "marts.churn_snapshots",
                 ],
             )
             == []
@@ -415,7 +419,13 @@ def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(wor
             _tables_holding(
                 con,
                 person_id,
-                ["person_features", "person_clusters", "churn_scores", "person_segments"],
+                [
+                    "person_features",
+                    "person_clusters",
+                    "churn_scores",
+                    "person_segments",
+                    "churn_snapshots",
+                ],
             )
             == []
         )

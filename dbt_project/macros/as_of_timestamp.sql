@@ -24,3 +24,12 @@
     {%- endif -%}
     {{ return(value if value is not none else '1970-01-01T00:00:00Z') }}
 {%- endmacro %}
+
+
+{#- When this dbt invocation started (run_started_at, UTC), as a timestamp without time zone:
+    int_identifiers_stitched records with it when an identifier got its person, and
+    int_events_stitched when it stitched an event, so that the next run of the events finds the
+    identifiers that moved since. (Not as_of: it orders runs, not data.) -#}
+{% macro run_started_at_timestamp() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+{%- endmacro %}

@@ -1,7 +1,7 @@
 {#- Point-in-time activity features and the churn label per person and snapshot (for ml/).
 
     Renders the CTEs from `snapshots` to `churn_snapshot_rows`; the caller defines `events`,
-    `sessions` and `orders` (int_events_stitched, sessions and int_orders_deduplicated rows, of
+    `sessions` and `orders` (int_events_stitched, int_events_sessionized and int_orders_deduplicated rows, of
     the persons it wants) before them and selects from `churn_snapshot_rows`. Used by
     int_churn_features_at_as_of (snapshot 0, every run) and churn_snapshots (the earlier,
     labelled snapshots, nightly), so both compute the features the same way.
@@ -13,6 +13,17 @@
     The label is null while the horizon has not fully elapsed by as_of: such snapshots are
     scored, never trained on. Churned: no session started and no order placed within the horizon
     after the snapshot.
+
+    Feature names: a name that person_features has too means the same there (sessions,
+    sessions_30d, sessions_90d, events_30d, events_90d, completed_orders, monetary: the sessions,
+    events, completed orders or their spend in the window (instant - N days, instant], the
+    instant being the snapshot); the whole-day buckets give exactly those windows because
+    snapshots lie whole days before as_of. Names with another meaning here have names of their
+    own: days_since_first_activity counts from the first event, session or order
+    (person_features.tenure_days also counts the CRM signup); completed_orders(_90d) count
+    completed orders only (person_features.orders counts every order). Each row carries
+    the horizon its label was computed with (churn_horizon_days), so ml/ learns it from the
+    data instead of repeating the var.
 
     Every row of a person with any event, session or order at or before the snapshot is
     returned: the population (churn_population_condition) is the caller's filter. The row also
@@ -124,7 +135,7 @@ features as (
             as days_since_last_activity,
         min(days_before_snapshot) filter (where sessions > 0) as days_since_last_session,
         min(days_before_snapshot) filter (where orders > 0) as days_since_last_order,
-        max(days_before_snapshot) as tenure_days,
+        max(days_before_snapshot) as days_since_first_activity,
         sum(sessions) as sessions,
         sum(sessions) filter (where days_before_snapshot < 30) as sessions_30d,
         sum(sessions) filter (where days_before_snapshot < 90) as sessions_90d,
@@ -168,10 +179,11 @@ churn_snapshot_rows as (
         case
             when features.is_labelled then activity_after_snapshots.person_id is null
         end as churned,
+        cast({{ horizon_days }} as integer) as churn_horizon_days,
         cast(features.days_since_last_activity as integer) as days_since_last_activity,
         cast(features.days_since_last_session as integer) as days_since_last_session,
         cast(features.days_since_last_order as integer) as days_since_last_order,
-        cast(features.tenure_days as integer) as tenure_days,
+        cast(features.days_since_first_activity as integer) as days_since_first_activity,
         cast(features.sessions as bigint) as sessions,
         cast(coalesce(features.sessions_30d, 0) as bigint) as sessions_30d,
         cast(coalesce(features.sessions_90d, 0) as bigint) as sessions_90d,
@@ -180,8 +192,8 @@ churn_snapshot_rows as (
         cast(coalesce(features.page_views_90d, 0) as bigint) as page_views_90d,
         cast(coalesce(features.product_views_90d, 0) as bigint) as product_views_90d,
         cast(coalesce(features.add_to_carts_90d, 0) as bigint) as add_to_carts_90d,
-        cast(features.orders as bigint) as orders,
-        cast(coalesce(features.orders_90d, 0) as bigint) as orders_90d,
+        cast(features.orders as bigint) as completed_orders,
+        cast(coalesce(features.orders_90d, 0) as bigint) as completed_orders_90d,
         cast(features.monetary as decimal(18, 2)) as monetary,
         cast(coalesce(features.monetary_90d, 0) as decimal(18, 2)) as monetary_90d,
         {{ as_of }} as as_of,

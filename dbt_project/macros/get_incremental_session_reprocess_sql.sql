@@ -1,4 +1,4 @@
-{#- Incremental strategy `session_reprocess` (used by the sessions model).
+{#- Incremental strategy `session_reprocess` (used by int_events_sessionized).
 
     Deletes, per person, the sessions from the person's reprocess_from on (all of them when it is
     null), then inserts the rebuilt sessions the model selected. The delete reads the same windows

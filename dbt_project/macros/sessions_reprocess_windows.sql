@@ -1,8 +1,8 @@
-{#- Which persons an incremental run of `sessions` must re-sessionize, and from when.
+{#- Which persons an incremental run of `int_events_sessionized` must re-sessionize, and from when.
 
     Returns a query with one row per person to rebuild: (person_id, reprocess_from), where
     reprocess_from is the instant from which the person's sessions are deleted and rebuilt, or
-    null to rebuild all of the person's sessions. The sessions model's pre-hook computes it once,
+    null to rebuild all of the person's sessions. The model's pre-hook computes it once,
     before anything is written (save_sessions_reprocess_windows); the model selects the events to
     sessionize with it and the incremental strategy `session_reprocess` deletes with it.
 
@@ -156,7 +156,7 @@ select * from windows
 {%- endmacro %}
 
 
-{#- Where an incremental run of `sessions` keeps its reprocess windows: a temporary table of the
+{#- Where an incremental run of `int_events_sessionized` keeps its reprocess windows: a temporary table of the
     model's connection, computed once by the pre-hook (it scans every event and session) and read
     by both the model's query and the strategy's delete; the post-hook drops it. -#}
 {% macro sessions_reprocess_windows_relation() -%}

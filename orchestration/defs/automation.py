@@ -14,7 +14,7 @@ import dagster as dg
 from ingestion.events import discover_files
 from orchestration.checks import check_op_name
 from orchestration.defs.ingestion import RAW_EVENTS
-from orchestration.defs.ml import CHURN_MODEL, CHURN_SNAPSHOTS, PERSON_CLUSTERS
+from orchestration.defs.ml import CHURN_MODEL, PERSON_CLUSTERS
 from orchestration.defs.privacy import RAW_EVENTS_RETENTION
 from orchestration.defs.serving import PUBLISHED_SEGMENTS
 from orchestration.defs.transform import DBT_STEP_NAMES, STAGED_EVENTS
@@ -25,6 +25,8 @@ RAW_EVENTS_OP = "raw__events"
 RAW_EVENTS_CHECK_OP = check_op_name(RAW_EVENTS, "raw_events")
 STAGED_EVENTS_CHECK_OP = check_op_name(STAGED_EVENTS, "stg_events")
 PUBLISH_OP = PUBLISHED_SEGMENTS.to_python_identifier()
+# the churn training snapshots' heavy part (nightly); marts.churn_snapshots filters it every run
+CHURN_FEATURES_AT_SNAPSHOTS = dg.AssetKey(["intermediate", "int_churn_features_at_snapshots"])
 
 full_build_job = dg.define_asset_job(
     name="full_build",
@@ -39,9 +41,12 @@ full_build_job = dg.define_asset_job(
 incremental_update_job = dg.define_asset_job(
     name="incremental_update",
     # training (clustering, the churn model and its training snapshots) and retention are
-    # nightly work: sensor runs score marts.churn_scoring_snapshot with the current models
+    # nightly work: sensor runs score marts.churn_scoring_snapshot with the current models (and
+    # rebuild marts.churn_snapshots from the nightly snapshots: withdrawn consents leave it)
     selection=dg.AssetSelection.assets(RAW_EVENTS).downstream()
-    - dg.AssetSelection.assets(PERSON_CLUSTERS, CHURN_SNAPSHOTS, CHURN_MODEL, RAW_EVENTS_RETENTION),
+    - dg.AssetSelection.assets(
+        PERSON_CLUSTERS, CHURN_FEATURES_AT_SNAPSHOTS, CHURN_MODEL, RAW_EVENTS_RETENTION
+    ),
     description=(
         "New landing files only: load them, then rebuild what depends on events (incremental "
         "dbt models, features, rule segments, the churn scoring snapshot), score churn with the "

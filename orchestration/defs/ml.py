@@ -28,8 +28,10 @@ from ml.config import CLUSTERING_FEATURES, ClusteringConfig, DriftConfig, Featur
 from ml.drift import classify_psi, feature_drift, share_psi
 from ml.plots import clustering_pngs
 from ml.registry import NoCurrentModelError
+from ml.schemas import CHURN_SCORE_COLUMNS, CHURN_SCORES_TABLE, create_table_sql
 from orchestration.metadata import OWNER
 from orchestration.resources import ModelStoreResource, WarehouseResource
+from warehouse.connection import table_exists
 
 GROUP = "ml"
 PERSON_FEATURES = dg.AssetKey(["marts", "person_features"])
@@ -252,11 +254,13 @@ def churn_scores(
         snapshot = _read(warehouse, "SELECT * FROM marts.churn_scoring_snapshot")
         scores = score_churn(model, snapshot, config)
         reason = ""
-    with warehouse.connect() as con:  # the table and its columns are dbt's contract
-        con.execute("DELETE FROM ml.churn_scores")
+    with warehouse.connect() as con:  # the table is ours: its columns are ml.schemas'
+        con.execute("BEGIN")
+        con.execute(create_table_sql(CHURN_SCORES_TABLE, CHURN_SCORE_COLUMNS))
         if not scores.empty:
             con.register("scores", scores)
-            con.execute("INSERT INTO ml.churn_scores BY NAME SELECT * FROM scores")
+            con.execute(f"INSERT INTO {CHURN_SCORES_TABLE} BY NAME SELECT * FROM scores")
+        con.execute("COMMIT")
     metadata: dict[str, object] = {"dagster/row_count": len(scores)}
     if scores.empty:
         metadata["reason"] = reason
@@ -377,8 +381,36 @@ def segment_share_drift(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     return _drift_result(value, "run", shares)
 
 
+WITHDRAWALS_REMOVED = dg.AssetKey(["ml", "person_clusters_withdrawals_removed"])
+
+
+@dg.asset(
+    key=WITHDRAWALS_REMOVED,
+    deps=[PERSON_FEATURES, PERSON_CLUSTERS],
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"python", "duckdb"},
+    description=(
+        "Removes from ml.person_clusters every person who is no longer profiled (not in "
+        "marts.person_features: analytics consent withdrawn since the last clustering). Sensor "
+        "runs do not re-cluster, so without this a withdrawal would wait for the nightly run; "
+        "churn scores, segments and the churn training snapshots are recomputed from "
+        "person_features in every run."
+    ),
+)
+def person_clusters_withdrawals_removed(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        removed = 0
+        if table_exists(con, "ml", "person_clusters"):
+            (removed,) = con.execute(
+                "DELETE FROM ml.person_clusters "
+                "WHERE person_id NOT IN (SELECT person_id FROM marts.person_features)"
+            ).fetchone()
+    return dg.MaterializeResult(metadata={"rows_removed": removed})
+
+
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[person_clusters, churn_model, churn_scores],
+        assets=[person_clusters, churn_model, churn_scores, person_clusters_withdrawals_removed],
         asset_checks=[churn_feature_drift, cluster_share_drift, segment_share_drift],
     )

@@ -9,7 +9,6 @@ import dagster as dg
 from pydantic import Field
 
 from orchestration.defs.ingestion import RAW_EVENTS
-from orchestration.defs.ml import CHURN_SNAPSHOTS, PERSON_CLUSTERS, PERSON_FEATURES
 from orchestration.defs.serving import PUBLISHED_SEGMENTS
 from orchestration.metadata import OWNER, markdown_table
 from orchestration.resources import (
@@ -20,7 +19,6 @@ from orchestration.resources import (
 )
 from privacy.retention import delete_expired_raw_rows, retention_cutoff
 from serving.erasure import erase_person
-from warehouse.connection import table_exists
 
 RAW_EVENTS_RETENTION = dg.AssetKey(["privacy", "raw_events_retention"])
 # raw tables that are assets of their own (the rest of raw is bookkeeping: rejected rows, audit)
@@ -170,44 +168,7 @@ def erase_person_job():
     erase_person_op()
 
 
-CONSENT_WITHDRAWALS_APPLIED = dg.AssetKey(["privacy", "consent_withdrawals_applied"])
-
-
-# Person tables that sensor runs do not rebuild (nightly work), with their asset keys.
-_NIGHTLY_PERSON_TABLES = {
-    "ml.person_clusters": PERSON_CLUSTERS,
-    "marts.churn_snapshots": CHURN_SNAPSHOTS,
-}
-
-
-@dg.asset(
-    key=CONSENT_WITHDRAWALS_APPLIED,
-    deps=[PERSON_FEATURES, *_NIGHTLY_PERSON_TABLES.values()],
-    group_name="privacy",
-    kinds={"python", "duckdb"},
-    owners=[OWNER],
-    description=(
-        "Removes from ml.person_clusters and marts.churn_snapshots (the churn training "
-        "snapshots) every person who is no longer profiled (not in marts.person_features: "
-        "analytics consent withdrawn since the last nightly run). Sensor runs rebuild neither, "
-        "so without this a withdrawal would wait for the nightly run; churn scores and segments "
-        "are recomputed from person_features in every run."
-    ),
-)
-def consent_withdrawals_applied(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    removed = {}
-    with warehouse.connect() as con:
-        for table in _NIGHTLY_PERSON_TABLES:
-            schema, name = table.split(".")
-            if table_exists(con, schema, name):
-                removed[table] = con.execute(
-                    f"DELETE FROM {table} "
-                    "WHERE person_id NOT IN (SELECT person_id FROM marts.person_features)"
-                ).fetchone()[0]
-    return dg.MaterializeResult(metadata={"rows_removed": removed})
-
-
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[raw_events_retention, consent_withdrawals_applied], jobs=[erase_person_job]
+        assets=[raw_events_retention], jobs=[erase_person_job]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,12 +12,14 @@ from ml.churn import (
     build_training_set,
     calibration_table,
     evaluate,
+    label_horizon_days,
     latest_snapshot,
     risk_bands,
     score_churn,
     train_churn_model,
 )
 from ml.config import ChurnConfig
+from ml.schemas import CHURN_SCORE_COLUMNS, CHURN_SCORES_TABLE, create_table_sql
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +204,45 @@ def test_trains_and_scores_with_whatever_features_exist(snapshots, missing, kept
         len(scores) == len(latest_snapshot(data))
         and scores["churn_probability"].between(0, 1).all()
     )
+
+
+def test_the_label_horizon_is_learnt_from_the_snapshots(snapshots):
+    """dbt's var churn_horizon_days is the horizon's one definition: the snapshots carry it, the
+    model's metadata records it (not a default of its own), and it is not a feature."""
+    data = snapshots(n_persons=200, n_labelled=5).assign(churn_horizon_days=62)
+
+    split = build_training_set(data, ChurnConfig(purge_overlapping_horizons=True))
+    result = train_churn_model(data)
+
+    assert split.horizon_days == 62
+    assert split.purged_snapshot_dates == (
+        pd.Timestamp("2026-08-01", tz="UTC"),
+        pd.Timestamp("2026-09-01", tz="UTC"),
+    )
+    assert result.model.training_window["horizon_days"] == 62
+    assert result.model.config["horizon_days"] == 62
+    assert "churn_horizon_days" not in set(result.model.features.columns)
+
+
+def test_a_configured_horizon_that_contradicts_the_snapshots_is_refused(snapshots):
+    data = snapshots(n_persons=200, n_labelled=3).assign(churn_horizon_days=182)
+
+    assert label_horizon_days(data) == 182
+    with pytest.raises(ValueError, match="contradicts"):
+        build_training_set(data, ChurnConfig(horizon_days=90))
+
+
+def test_scores_fill_the_declared_churn_scores_table(trained):
+    """ml.schemas declares ml.churn_scores once: score_churn returns exactly its columns, and the
+    table created from the declaration takes the scores as they are."""
+    data, result = trained
+    scores = score_churn(result.model, latest_snapshot(data))
+    assert list(scores.columns) == list(CHURN_SCORE_COLUMNS)
+
+    con = duckdb.connect()
+    con.execute(create_table_sql(CHURN_SCORES_TABLE, CHURN_SCORE_COLUMNS))
+    con.register("scores", scores)
+    con.execute(f"INSERT INTO {CHURN_SCORES_TABLE} BY NAME SELECT * FROM scores")
+    described = con.execute(f"DESCRIBE {CHURN_SCORES_TABLE}").fetchall()
+    assert {name: type_ for name, type_, *_ in described} == CHURN_SCORE_COLUMNS
+    assert con.execute(f"SELECT count(*) FROM {CHURN_SCORES_TABLE}").fetchone()[0] == len(scores)

@@ -37,7 +37,7 @@ persons_to_refresh as (
     {{ persons_to_refresh(
         [
             (ref('int_events_stitched'), 'occurred_at', [0, 30 * 86400, 90 * 86400]),
-            (ref('sessions'), 'started_at', [0, 30 * 86400, 90 * 86400]),
+            (ref('int_events_sessionized'), 'started_at', [0, 30 * 86400, 90 * 86400]),
             (ref('int_orders_deduplicated'), 'ordered_at', [0, 90 * 86400]),
         ],
         {'orders_fingerprint': orders_fingerprints},
@@ -58,7 +58,7 @@ events as (
 
 sessions as (
 
-    select person_id, started_at from {{ ref('sessions') }}
+    select person_id, started_at from {{ ref('int_events_sessionized') }}
     {{ only_persons_to_refresh() }}
 
 ),

@@ -5,7 +5,6 @@
         unique_key='event_id',
         on_schema_change='fail',
         pre_hook="{% if is_incremental() %}delete from {{ this }} where occurred_at > {{ as_of_timestamp() }}{% endif %}",
-        post_hook="{{ save_identifiers_stitched_with(this) }}",
     )
 }}
 
@@ -19,12 +18,12 @@
     - the events of loads not stitched yet (load_id),
     - events later than the latest one stitched, now at or before as_of (as_of moved forward),
     - the events of identifiers whose person changed (a login linked them to another person),
-    replacing any stored row of the same event_id. Which identifiers changed: the post-hook keeps
-    the identifier -> person map each run stitched with (int_events_stitched__identifiers, one
-    row per identifier), and the next run compares it with the current map, so finding them
-    costs in proportion to the identifiers, not to the stored events (without that table, e.g.
-    on the first run after an upgrade, the stored events are compared instead). The pre-hook
-    drops the events after as_of when as_of moved back. The result equals a full rebuild (tests/test_dbt_sessions.py). A
+    replacing any stored row of the same event_id. Which identifiers changed: every row keeps
+    when it was stitched (stitched_at, the dbt run's start) and int_identifiers_stitched keeps
+    when each identifier got its current person (person_assigned_at); the identifiers assigned
+    after the latest stitched_at moved since, so finding them costs in proportion to the
+    identifiers, not to the stored events. The pre-hook drops the events after as_of when as_of
+    moved back. The result equals a full rebuild (tests/test_dbt_sessions.py). A
     change of the bot pattern or of the event taxonomy vars needs --full-refresh, as any change
     of an incremental model's logic does.
 -#}
@@ -63,30 +62,15 @@ latest_stored as (
 
 ),
 
-{%- set stitched_with = identifiers_stitched_with(this) %}
-
 moved_identifiers as (
 
-    -- identifiers whose events are stored under another person than the one they now belong to
-    select stored.identifier_type, stored.identifier
-    from (
-        {%- if stitched_with is not none %}
-        select identifier_type, identifier, person_id
-        from {{ stitched_with }}  -- the map the stored events were stitched with
-        {%- else %}
-        select distinct
-            case when user_id is not null then 'user_id' else 'anonymous_id' end
-                as identifier_type,
-            coalesce(user_id, anonymous_id) as identifier,
-            person_id
-        from {{ this }}  -- stored rows keep user_id and anonymous_id, not the derived pair
-        {%- endif %}
-    ) as stored
-    left join identifiers
-        on
-            identifiers.identifier_type = stored.identifier_type
-            and identifiers.identifier = stored.identifier
-    where identifiers.person_id is distinct from stored.person_id
+    -- identifiers that got their person after the last run stitched events: their stored
+    -- events may belong to another person than the one they now belong to
+    select identifier_type, identifier
+    from identifiers
+    where
+        person_assigned_at
+        > (select coalesce(max(stitched_at), '-infinity'::timestamp) from {{ this }})
 
 ),
 
@@ -153,7 +137,8 @@ stitched as (
 
         -- lineage
         events.load_id,
-        events.loaded_at
+        events.loaded_at,
+        {{ run_started_at_timestamp() }} as stitched_at
 
     from events_to_stitch as events
     inner join identifiers

@@ -10,7 +10,19 @@
     Labels sort customers first, so a person containing a customer is named after its smallest
     customer id and keeps its id when new devices join. Anonymous ids seen with more than
     var('identity_max_user_ids_per_anonymous_id') user ids are shared devices and link nobody.
+
+    person_assigned_at: when (run_started_at of the dbt run) the identifier got the person it
+    has now. Each build compares with the table as it was before it (the model's own previous
+    state): an identifier that keeps its person keeps the time, a new or moved one gets this
+    run's. int_events_stitched re-stitches the events of the identifiers assigned after its own
+    last run, so finding them costs one pass over the identifiers, not over the stored events.
 -#}
+
+{#- (this is none in dbt unit tests) -#}
+{%- set previous = load_relation(this) if execute and this is not none else none -%}
+{%- set has_previous = previous is not none and 'person_assigned_at' in (
+    adapter.get_columns_in_relation(previous) | map(attribute='name') | list
+) -%}
 
 with recursive
 
@@ -153,6 +165,40 @@ stitched as (
     left join shared_devices
         on nodes.identifier_type = 'anonymous_id' and nodes.identifier = shared_devices.anonymous_id
 
+),
+
+{% if has_previous %}
+
+previous_persons as (
+
+    -- this table before this build
+    select identifier_type, identifier, person_id, person_assigned_at from {{ previous }}
+
+),
+
+{% endif %}
+
+final as (
+
+    select
+        stitched.*,
+        {%- if has_previous %}
+        case
+            when previous_persons.person_id = stitched.person_id
+                then previous_persons.person_assigned_at
+            else {{ run_started_at_timestamp() }}
+        end as person_assigned_at
+        {%- else %}
+        {{ run_started_at_timestamp() }} as person_assigned_at
+        {%- endif %}
+    from stitched
+    {%- if has_previous %}
+    left join previous_persons
+        on
+            stitched.identifier_type = previous_persons.identifier_type
+            and stitched.identifier = previous_persons.identifier
+    {%- endif %}
+
 )
 
-select * from stitched
+select * from final

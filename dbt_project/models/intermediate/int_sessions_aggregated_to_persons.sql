@@ -26,7 +26,7 @@ persons_to_refresh as (
 
     {#- an event after the stored as_of can also extend a session that started before it -#}
     {{ persons_to_refresh([
-        (ref('sessions'), 'started_at', [0, 7 * 86400, 30 * 86400, 90 * 86400]),
+        (ref('int_events_sessionized'), 'started_at', [0, 7 * 86400, 30 * 86400, 90 * 86400]),
         (ref('int_events_stitched'), 'occurred_at', [0]),
     ]) }}
 
@@ -36,7 +36,7 @@ persons_to_refresh as (
 
 sessions as (
 
-    select * from {{ ref('sessions') }}
+    select * from {{ ref('int_events_sessionized') }}
     where
         started_at <= {{ as_of }}
         {%- if is_incremental() %}

@@ -1,48 +1,25 @@
-{#- Training and scoring rows for the churn model in ml/: snapshot 0 (as_of) from
-    churn_scoring_snapshot, the earlier snapshots computed here with the same features
-    (macros/churn_snapshot_ctes.sql), for the persons who consent to analytics.
+{#- Training and scoring rows for the churn model in ml/: the snapshots of
+    intermediate.int_churn_features_at_snapshots (snapshot 0 at as_of, the earlier ones with
+    their churn label) of the persons profiled now, those in person_features (analytics consent).
 
-    Only the nightly full_build builds it (with the churn model it trains); sensor runs update
-    churn_scoring_snapshot, which is what is scored.
+    The snapshots themselves are nightly work (int_churn_features_at_snapshots is built by the
+    nightly full_build only); this filter runs in every run, sensor runs included, so a person
+    who withdrew consent leaves the training set in the next run.
 -#}
 
 with
 
 profiled_persons as (
 
-    -- only persons who consent to analytics now are trained on and scored
-    select person_id from {{ ref('person_consents') }}
-    where has_analytics_consent
+    select person_id from {{ ref('person_features') }}
 
 ),
 
-events as (
+snapshots as (
 
-    select * from {{ ref('int_events_stitched') }}
-    where person_id in (select person_id from profiled_persons)
+    select * from {{ ref('int_churn_features_at_snapshots') }}
 
-),
+)
 
-sessions as (
-
-    select * from {{ ref('sessions') }}
-    where person_id in (select person_id from profiled_persons)
-
-),
-
-orders as (
-
-    select * from {{ ref('int_orders_deduplicated') }}
-    where person_id in (select person_id from profiled_persons)
-
-),
-
-{{ churn_snapshot_ctes(range(1, var('churn_snapshots')) | list) }}
-
-select * from {{ ref('churn_scoring_snapshot') }}
-
-union all by name
-
-select * exclude (first_activity_at, last_session_at, last_order_at)
-from churn_snapshot_rows
-where {{ churn_population_condition() }}
+select * from snapshots
+where person_id in (select person_id from profiled_persons)
