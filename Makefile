@@ -1,4 +1,5 @@
 # Quick start:  make quickstart   (venv + install + sample data + one full run + summary)
+#               make test-fast    (ruff, import contract, the tests not marked slow: about 1 min)
 #               make test         (the whole test suite; what CI runs)
 #               make ui           (Dagster UI on http://127.0.0.1:3000 with the sample data)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -23,7 +24,7 @@ WITH_KEY = SEGWH_PSEUDONYMIZATION_KEY=$${SEGWH_PSEUDONYMIZATION_KEY:-$$(cat $(KE
 DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: quickstart install sample run ui test lint clean
+.PHONY: quickstart install sample run ui test test-fast lint clean
 
 quickstart: install sample run
 
@@ -59,6 +60,13 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest
+
+# The fast lane: everything but the tests marked slow (integration runs of the whole graph, the UI,
+# dbt builds, the benchmark smoke run; see the slow marker in pyproject.toml and tests/conftest.py).
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/pytest -m "not slow"
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -57,7 +57,7 @@ Nothing in GX, duckdb_engine or SQLAlchemy is monkey-patched.
 
 Only engines built from a ``duckdb+gx_readonly://`` URL use this dialect. Plain ``duckdb://``
 engines elsewhere in the process keep duckdb_engine's behaviour. The regression test in
-tests/test_expectations.py fails without this module.
+tests/expectations/test_expectations.py fails without this module.
 """
 
 from __future__ import annotations

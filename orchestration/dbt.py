@@ -4,6 +4,7 @@ The manifest is prepared at build time (`make install` runs `python -m orchestra
 by `dagster dev`, never re-parsed on every code-location load.
 """
 
+import os
 import shutil
 import sys
 from collections.abc import Mapping
@@ -35,13 +36,18 @@ def prepare_manifest(*, always: bool = False) -> None:
     warehouse path and memory limit: the configured ones (every dbt step sets its run's own,
     DbtResource.build)."""
     settings = load_settings()
-    with dbt_environment_set(
-        dbt_environment(settings.warehouse_path, settings.duckdb_memory_limit)
-    ):
-        if always:
-            dbt_project.preparer.prepare(dbt_project)
-        else:
-            dbt_project.prepare_if_dev()
+    environment = dbt_environment(settings.warehouse_path, settings.duckdb_memory_limit)
+    # dagster-dbt's preparer runs the `dbt` on PATH: make it the one beside this Python
+    path = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{Path(DBT_EXECUTABLE).parent}{os.pathsep}{path}"
+    try:
+        with dbt_environment_set(environment):
+            if always:
+                dbt_project.preparer.prepare(dbt_project)
+            else:
+                dbt_project.prepare_if_dev()
+    finally:
+        os.environ["PATH"] = path
 
 
 prepare_manifest()

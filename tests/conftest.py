@@ -26,6 +26,19 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+TESTS_DIR = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two kinds of test are `slow` as a whole (`make test-fast` runs `-m "not slow"`; each
+    other slow test carries the marker itself): integration tests, which materialize the whole
+    asset graph, and everything under tests/dbt/, which builds the dbt project on DuckDB."""
+    dbt_tests = TESTS_DIR / "dbt"
+    for item in items:
+        if item.get_closest_marker("integration") or item.path.is_relative_to(dbt_tests):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """PostgreSQL on loopback (.ci/run starts it); unreachable is an error, not a skip."""

@@ -17,7 +17,7 @@
     or orders, rows crossing a 30- or 90-day window edge since the last run's as_of, and persons
     whose whole-day counts (days since the last session or order, tenure) step to the next day
     between the two as_ofs. The post-hook moves as_of and snapshot_at (snapshot 0 lies at as_of)
-    of every row to the run's. The result equals a full rebuild (tests/test_dbt_sessions.py).
+    of every row to the run's. The result equals a full rebuild (tests/dbt/test_dbt_sessions.py).
 -#}
 
 {%- set orders_fingerprints -%}

@@ -15,7 +15,7 @@
     events, changed identifiers or orders, and those with an event crossing the edge of a window
     (the day, 7-day, 30-day and 90-day windows, the last hour and 5 minutes, the cart
     abandonment window) since the last run's as_of. The result equals a full rebuild
-    (tests/test_dbt_sessions.py). -#}
+    (tests/dbt/test_dbt_sessions.py). -#}
 
 {%- set as_of = as_of_timestamp() -%}
 {%- set windows = [

@@ -23,7 +23,7 @@
     when each identifier got its current person (person_assigned_at); the identifiers assigned
     after the latest stitched_at moved since, so finding them costs in proportion to the
     identifiers, not to the stored events. The pre-hook drops the events after as_of when as_of
-    moved back. The result equals a full rebuild (tests/test_dbt_sessions.py). A
+    moved back. The result equals a full rebuild (tests/dbt/test_dbt_sessions.py). A
     change of the bot pattern or of the event taxonomy vars needs --full-refresh, as any change
     of an incremental model's logic does.
 -#}

@@ -14,7 +14,7 @@
     events or changed identifiers, those with events since the last run's as_of, and those
     with a session crossing the edge of a window (7, 30
     and 90 days) since the last run's as_of. The result equals a full rebuild
-    (tests/test_dbt_sessions.py). -#}
+    (tests/dbt/test_dbt_sessions.py). -#}
 
 {%- set as_of = as_of_timestamp() -%}
 

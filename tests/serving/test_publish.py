@@ -125,6 +125,7 @@ def _read_postgres(url: str, schema: str, stop_at: float, results) -> None:
 # --- the test ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_readers_never_see_errors_locks_or_mixed_versions(tmp_path, postgres_url):
     warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"

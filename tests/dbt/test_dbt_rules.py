@@ -4,7 +4,7 @@ The great-expectations suites of the marts and of the staged events used to chec
 second time (issue 18: each data rule is checked in one place). dbt owns them now: the enforced
 contracts (columns, types, not-null constraints) and the data tests in the models' yml files and
 dbt_project/tests. The suites keep what dbt does not check: row counts against the previous run,
-freshness and shares (tests/test_expectation_suites.py).
+freshness and shares (tests/expectations/test_expectation_suites.py).
 
 One small generated sample is loaded and the whole project built once. Each case copies that
 warehouse, spoils one thing with SQL, runs the dbt data tests of the models it touches, and

@@ -8,10 +8,10 @@ unique, in-set, row count vs the previous run, freshness against as_of, rejected
 load, segment minimum share and TRY_CAST parseability. The Dagster part checks that the previous
 run's row count and the run's as_of reach the suites, and that every suite is wired to an asset.
 
-The structural rules of dbt models are dbt tests (tests/test_dbt_rules.py shows each catching
+The structural rules of dbt models are dbt tests (tests/dbt/test_dbt_rules.py shows each catching
 its bad row); the suites keep what dbt does not check (raw tables, load audits, freshness, row
 counts against the previous run, shares), and the raw-table suites take their columns from the
-ingestion contracts (tests/test_expectations.py).
+ingestion contracts (tests/expectations/test_expectations.py).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ ROW_COUNTS = {
     "marts.content_decisions": PERSONS,
 }
 
-# raw_events has its own tests (tests/test_expectations.py) and table.
+# raw_events has its own tests (tests/expectations/test_expectations.py) and table.
 WAREHOUSE_SUITES = sorted(name for name in SUITE_BUILDERS if name != "raw_events")
 
 

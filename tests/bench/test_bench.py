@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 STAGES = {
     "ingestion",
     "dbt_build",
@@ -19,6 +21,7 @@ STAGES = {
 }
 
 
+@pytest.mark.slow
 def test_benchmark_smoke_run_measures_every_stage(tmp_path):
     run = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(tmp_path)],
