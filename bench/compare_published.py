@@ -1,12 +1,15 @@
 """Compare two published DuckDB files (``<serving>/segments.duckdb``) table by table.
 
-    .venv/bin/python bench/compare_published.py OLD.duckdb NEW.duckdb [--ignore-column NAME]
+    .venv/bin/python bench/compare_published.py OLD.duckdb NEW.duckdb \
+        [--ignore-column NAME ...] [--rename OLD_NAME=NEW_NAME ...]
 
-For a refactoring that must not change results: run the same input at the same as_of with the
-same pseudonymization key before and after, then compare. Rows are compared as multisets (EXCEPT
-ALL both ways), so row order does not matter; ``publish_version`` and the columns named with
-``--ignore-column`` (default: ``model_version``, which names the training time of the model)
-are left out. Exits 1 when any table differs, is missing or has other columns.
+For a change that must not alter results: run the same input at the same as_of with the same
+pseudonymization key before and after, then compare. Rows are compared as multisets (EXCEPT ALL
+both ways, so row order does not matter) on the columns both files have, a column renamed by
+the change (``--rename``) counting as one; a column only one side has is reported. Left out:
+the ``publish_version`` table and the ``--ignore-column`` columns (default ``model_version``,
+which names the training time of the churn model). Exits 1 when any rows differ or a table is
+missing on one side.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ def _tables(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[str
     return {table: columns for table, columns in rows if table not in SKIPPED_TABLES}
 
 
-def compare(old: str, new: str, ignored: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(table, verdict) for every table of either file; verdict ``identical (N rows)`` or why
-    not."""
+def compare(
+    old: str, new: str, ignored: tuple[str, ...], renamed: dict[str, str]
+) -> list[tuple[str, bool, str]]:
+    """(table, same, verdict) for every table of either file."""
     con = duckdb.connect()
     con.execute(f"ATTACH '{old}' AS old (READ_ONLY)")
     con.execute(f"ATTACH '{new}' AS new (READ_ONLY)")
@@ -39,14 +43,19 @@ def compare(old: str, new: str, ignored: tuple[str, ...]) -> list[tuple[str, str
     verdicts = []
     for table in sorted(old_tables.keys() | new_tables.keys()):
         if table not in new_tables or table not in old_tables:
-            verdicts.append((table, "only in " + ("old" if table in old_tables else "new")))
+            side = "old" if table in old_tables else "new"
+            verdicts.append((table, False, f"only in {side}"))
             continue
-        if old_tables[table] != new_tables[table]:
-            verdicts.append((table, f"columns differ: {old_tables[table]} vs {new_tables[table]}"))
-            continue
-        columns = ", ".join(f'"{c}"' for c in old_tables[table] if c not in ignored)
-        old_rows = f'SELECT {columns} FROM old."{table}"'
-        new_rows = f'SELECT {columns} FROM new."{table}"'
+        new_columns = set(new_tables[table])
+        pairs = [
+            (column, renamed.get(column, column))
+            for column in old_tables[table]
+            if column not in ignored and renamed.get(column, column) in new_columns
+        ]
+        old_columns = ", ".join(f'"{o}"' for o, _ in pairs)
+        new_columns_sql = ", ".join(f'"{n}"' for _, n in pairs)
+        old_rows = f'SELECT {old_columns} FROM old."{table}"'
+        new_rows = f'SELECT {new_columns_sql} FROM new."{table}"'
         (missing,) = con.execute(
             f"SELECT count(*) FROM ({old_rows} EXCEPT ALL {new_rows})"
         ).fetchone()
@@ -54,14 +63,20 @@ def compare(old: str, new: str, ignored: tuple[str, ...]) -> list[tuple[str, str
             f"SELECT count(*) FROM ({new_rows} EXCEPT ALL {old_rows})"
         ).fetchone()
         (rows,) = con.execute(f'SELECT count(*) FROM old."{table}"').fetchone()
-        verdicts.append(
-            (
-                table,
-                f"identical ({rows} rows)"
-                if missing == added == 0
-                else f"DIFFERENT: {missing} rows only in old, {added} only in new",
-            )
+        notes = [f"{o} -> {n}" for o, n in pairs if o != n]
+        only_old = [
+            c for c in old_tables[table] if c not in ignored and (c, renamed.get(c, c)) not in pairs
+        ]
+        only_new = sorted(new_columns - {n for _, n in pairs} - set(ignored))
+        notes += [f"column only in old: {c}" for c in only_old]
+        notes += [f"column only in new: {c}" for c in only_new]
+        same = missing == added == 0
+        verdict = (
+            f"identical rows ({rows})"
+            if same
+            else f"DIFFERENT: {missing} rows only in old, {added} only in new"
         )
+        verdicts.append((table, same, verdict + (f" [{'; '.join(notes)}]" if notes else "")))
     return verdicts
 
 
@@ -70,13 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("old")
     parser.add_argument("new")
     parser.add_argument("--ignore-column", action="append", default=None)
+    parser.add_argument("--rename", action="append", default=[], help="OLD_NAME=NEW_NAME")
     args = parser.parse_args(argv)
     ignored = tuple(args.ignore_column) if args.ignore_column is not None else DEFAULT_IGNORED
-    verdicts = compare(args.old, args.new, ignored)
-    for table, verdict in verdicts:
-        print(f"{table:<32} {verdict}")
-    same = all(verdict.startswith("identical") for _, verdict in verdicts)
-    summary = "all identical" if same else "DIFFERENCES"
+    renamed = dict(pair.split("=", 1) for pair in args.rename)
+    verdicts = compare(args.old, args.new, ignored, renamed)
+    for table, _, verdict in verdicts:
+        print(f"{table:<28} {verdict}")
+    same = all(same for _, same, _ in verdicts)
+    summary = "all rows identical" if same else "DIFFERENCES"
     print(f"{len(verdicts)} tables: {summary} (ignored columns: {', '.join(ignored) or 'none'})")
     return 0 if same else 1
 
