@@ -1,12 +1,13 @@
 """Compare two published DuckDB files (``<serving>/segments.duckdb``) table by table.
 
     .venv/bin/python bench/compare_published.py OLD.duckdb NEW.duckdb \
-        [--ignore-column NAME ...] [--rename OLD_NAME=NEW_NAME ...]
+        [--ignore-column NAME ...] [--rename [TABLE.]OLD_NAME=NEW_NAME ...]
 
 For a change that must not alter results: run the same input at the same as_of with the same
 pseudonymization key before and after, then compare. Rows are compared as multisets (EXCEPT ALL
 both ways, so row order does not matter) on the columns both files have, a column renamed by
-the change (``--rename``) counting as one; a column only one side has is reported. Left out:
+the change (``--rename``, in every table or only in the one named) counting as one; a column
+only one side has is reported. Left out:
 the ``publish_version`` table and the ``--ignore-column`` columns (default ``model_version``,
 which names the training time of the churn model). Exits 1 when any rows differ or a table is
 missing on one side.
@@ -47,10 +48,14 @@ def compare(
             verdicts.append((table, False, f"only in {side}"))
             continue
         new_columns = set(new_tables[table])
+        names = {
+            **{k: v for k, v in renamed.items() if "." not in k},
+            **{k.split(".", 1)[1]: v for k, v in renamed.items() if k.startswith(f"{table}.")},
+        }
         pairs = [
-            (column, renamed.get(column, column))
+            (column, names.get(column, column))
             for column in old_tables[table]
-            if column not in ignored and renamed.get(column, column) in new_columns
+            if column not in ignored and names.get(column, column) in new_columns
         ]
         old_columns = ", ".join(f'"{o}"' for o, _ in pairs)
         new_columns_sql = ", ".join(f'"{n}"' for _, n in pairs)
@@ -65,7 +70,7 @@ def compare(
         (rows,) = con.execute(f'SELECT count(*) FROM old."{table}"').fetchone()
         notes = [f"{o} -> {n}" for o, n in pairs if o != n]
         only_old = [
-            c for c in old_tables[table] if c not in ignored and (c, renamed.get(c, c)) not in pairs
+            c for c in old_tables[table] if c not in ignored and (c, names.get(c, c)) not in pairs
         ]
         only_new = sorted(new_columns - {n for _, n in pairs} - set(ignored))
         notes += [f"column only in old: {c}" for c in only_old]
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("old")
     parser.add_argument("new")
     parser.add_argument("--ignore-column", action="append", default=None)
-    parser.add_argument("--rename", action="append", default=[], help="OLD_NAME=NEW_NAME")
+    parser.add_argument("--rename", action="append", default=[], help="[TABLE.]OLD_NAME=NEW_NAME")
     args = parser.parse_args(argv)
     ignored = tuple(args.ignore_column) if args.ignore_column is not None else DEFAULT_IGNORED
     renamed = dict(pair.split("=", 1) for pair in args.rename)

@@ -169,6 +169,4 @@ def erase_person_job():
 
 
 def build_defs() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[raw_events_retention], jobs=[erase_person_job]
-    )
+    return dg.Definitions(assets=[raw_events_retention], jobs=[erase_person_job])
