@@ -19,7 +19,6 @@ from ml.config import ChurnConfig
 from ml.registry import ModelRegistry
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
 from privacy import pseudonyms
-from privacy.pseudonyms import KEY_ENV_VAR
 from warehouse import connection as warehouse
 from warehouse.settings import Settings, dbt_environment, dbt_environment_set, parse_as_of
 
@@ -190,7 +189,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             ),
         ),
         "privacy": PrivacyResource(
-            pseudonymization_key=dg.EnvVar(KEY_ENV_VAR),
+            pseudonymization_key=dg.EnvVar(pseudonyms.KEY_ENV_VAR),
             raw_retention_days=settings.raw_retention_days,
         ),
         "dbt": DbtResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),

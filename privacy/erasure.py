@@ -22,10 +22,12 @@ baselines), so they are not retrained; the next nightly run trains without the p
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -216,6 +218,24 @@ def erase_in_warehouse(
         report.total_rows_removed,
     )
     return report
+
+
+def record_erasure(
+    con: duckdb.DuckDBPyConnection, report: ErasureReport, requested_at: datetime
+) -> None:
+    """Record a completed request in ``privacy.erasure_requests``: its id, the keyed hash of the
+    subject, the times and the rows removed per table (warehouse and published outputs)."""
+    con.execute(
+        "INSERT INTO privacy.erasure_requests VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            report.request_id,
+            report.subject_type,
+            report.subject_pseudonym,
+            requested_at,
+            datetime.now(UTC),
+            json.dumps({t: n for t, n in sorted(report.rows_removed.items()) if n}),
+        ],
+    )
 
 
 def _current_database(con: duckdb.DuckDBPyConnection) -> str:

@@ -9,7 +9,6 @@ atomically, like a publish; the PostgreSQL schema is cleaned in one transaction.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -25,6 +24,7 @@ from privacy.erasure import (
     delete_rows,
     erase_in_warehouse,
     person_predicate,
+    record_erasure,
     tables_with_columns,
 )
 from serving.publish import CURRENT, PARQUET_DIR, PUBLISHED_DUCKDB
@@ -150,15 +150,5 @@ def erase_person(
             con, serving_dir, postgres_url=postgres_url, postgres_schema=postgres_schema
         )
     )
-    con.execute(
-        "INSERT INTO privacy.erasure_requests VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            report.request_id,
-            report.subject_type,
-            report.subject_pseudonym,
-            requested_at,
-            datetime.now(UTC),
-            json.dumps({t: n for t, n in sorted(report.rows_removed.items()) if n}),
-        ],
-    )
+    record_erasure(con, report, requested_at)
     return report

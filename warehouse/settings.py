@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,13 +24,18 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 
 
+def _path(value: str) -> Path:
+    return Path(value).expanduser().resolve()
+
+
 @dataclass(frozen=True)
 class EnvironmentVariable:
     name: str
     field: str  # of Settings
-    default: str  # as documented; empty: none
+    default: str  # as documented; <project> and $SEGWH_DATA_DIR are expanded; empty: none
     meaning: str
     secret: bool = False
+    parse: Callable[[str], object] = str
 
 
 ENVIRONMENT_VARIABLES = (
@@ -39,12 +44,14 @@ ENVIRONMENT_VARIABLES = (
         "data_dir",
         "<project>/data",
         "root folder for everything the project writes",
+        parse=_path,
     ),
     EnvironmentVariable(
         "SEGWH_LANDING_DIR",
         "landing_dir",
         "$SEGWH_DATA_DIR/sample/landing",
         "folder of landed event files (JSONL / Parquet), searched recursively",
+        parse=_path,
     ),
     EnvironmentVariable(
         "SEGWH_CRM_URL",
@@ -67,6 +74,7 @@ ENVIRONMENT_VARIABLES = (
         "warehouse_path",
         "$SEGWH_DATA_DIR/warehouse.duckdb",
         "the working DuckDB warehouse file (one writer; BI tools never open it)",
+        parse=_path,
     ),
     EnvironmentVariable(
         "SEGWH_AS_OF",
@@ -85,6 +93,7 @@ ENVIRONMENT_VARIABLES = (
         "serving_dir",
         "$SEGWH_DATA_DIR/serving",
         "the published DuckDB file and Parquet folder that BI tools read",
+        parse=_path,
     ),
     EnvironmentVariable(
         "SEGWH_SERVING_POSTGRES_URL",
@@ -116,12 +125,14 @@ ENVIRONMENT_VARIABLES = (
         "sensor_interval_seconds",
         "900",
         "minimum interval of the landing-files sensor",
+        parse=int,
     ),
     EnvironmentVariable(
         "SEGWH_MODELS_DIR",
         "models_dir",
         "$SEGWH_DATA_DIR/models",
         "churn model registry and clustering state",
+        parse=_path,
     ),
     EnvironmentVariable(
         "SEGWH_CHURN_AT_RISK_THRESHOLD",
@@ -129,12 +140,14 @@ ENVIRONMENT_VARIABLES = (
         "",
         "churn probability from which a person is at risk; empty: ChurnConfig.risk_threshold "
         "in ml/config.py",
+        parse=float,
     ),
     EnvironmentVariable(
         "SEGWH_RAW_RETENTION_DAYS",
         "raw_retention_days",
         "730",
         "raw events older than this many days before as_of are deleted nightly",
+        parse=int,
     ),
     EnvironmentVariable(
         "SEGWH_PSEUDONYMIZATION_KEY",
@@ -156,7 +169,7 @@ class Settings:
     crm_orders_table: str
     crm_consents_table: str
     warehouse_path: Path
-    as_of: str
+    as_of: str = ""
     duckdb_memory_limit: str = _DEFAULTS["duckdb_memory_limit"]
     serving_dir: Path | None = None  # None: <data_dir>/serving
     serving_postgres_url: str = ""
@@ -185,43 +198,19 @@ def _environment_values() -> dict[str, str]:
 
 
 def load_settings() -> Settings:
-    """Resolve the settings from the environment (nothing is written back to it)."""
+    """Resolve the settings from the environment (nothing is written back to it): each
+    variable's value, else its documented default; empty leaves the field's own default."""
     environment = _environment_values()
-    given = {
-        v.field: environment[v.name]
-        for v in ENVIRONMENT_VARIABLES
-        if v.field and v.name in environment
-    }
-    data_dir = _path(given.get("data_dir")) or PROJECT_DIR / "data"
-    derived = {
-        "data_dir": data_dir,
-        "landing_dir": data_dir / "sample" / "landing",
-        "crm_url": f"sqlite:///{data_dir / 'sample' / 'crm.sqlite'}",
-        "warehouse_path": data_dir / "warehouse.duckdb",
-        "serving_dir": data_dir / "serving",
-        "models_dir": data_dir / "models",
-    }
     values: dict[str, object] = {}
-    for item in fields(Settings):
-        text = given.get(item.name)
-        if text is None:
-            if item.name in derived:
-                values[item.name] = derived[item.name]
-            elif item.default is MISSING:  # required text fields: their documented default
-                values[item.name] = _DEFAULTS[item.name]
-        elif "Path" in str(item.type):
-            values[item.name] = _path(text)
-        elif "int" in str(item.type):
-            values[item.name] = int(text)
-        elif "float" in str(item.type):
-            values[item.name] = float(text)
-        else:
-            values[item.name] = text
+    for variable in ENVIRONMENT_VARIABLES:
+        if not variable.field:
+            continue
+        text = environment.get(variable.name) or variable.default.replace(
+            "<project>", str(PROJECT_DIR)
+        ).replace("$SEGWH_DATA_DIR", str(values.get("data_dir", "")))
+        if text:
+            values[variable.field] = variable.parse(text)
     return Settings(**values)
-
-
-def _path(value: str | None) -> Path | None:
-    return Path(value).expanduser().resolve() if value else None
 
 
 def effective_environment() -> list[tuple[EnvironmentVariable, str, str]]:

@@ -46,16 +46,8 @@ class DbtStep:
 
 # The dbt steps of a run, named after what they build (see the module docstring).
 DBT_STEPS = (
-    DbtStep(
-        "dbt_build_features",
-        "fqn:*",
-        ML_OUTPUT_READERS,
-    ),
-    DbtStep(
-        "dbt_build_segments",
-        ML_OUTPUT_READERS,
-        "",
-    ),
+    DbtStep("dbt_build_features", select="fqn:*", exclude=ML_OUTPUT_READERS),
+    DbtStep("dbt_build_segments", select=ML_OUTPUT_READERS, exclude=""),
 )
 
 
@@ -67,7 +59,6 @@ def _build_dbt_step(step: DbtStep) -> dg.AssetsDefinition:
         select=step.select,
         exclude=step.exclude,
         dagster_dbt_translator=LayeredDbtTranslator(),
-        op_tags={"segwh/step": "dbt"},
     )
     def _dbt_step(
         context: dg.AssetExecutionContext,
@@ -136,12 +127,11 @@ def _inputs_not_built_yet(
     ``every_model`` is the step's whole multi-asset (context.assets_def is this run's subset);
     inputs built by the other dbt step count too. The translator keys models by schema/name."""
     selected = context.selected_asset_keys
-    dbt_keys = {key for step in dbt_steps for key in step.keys}
     inputs = {
         parent
         for key in selected
         for parent in every_model.asset_deps[key]
-        if parent in dbt_keys and parent not in selected
+        if parent in DBT_ASSET_KEYS and parent not in selected
     }
     if not inputs:
         return []
