@@ -19,8 +19,15 @@ from ml.config import ChurnConfig
 from ml.registry import ModelRegistry
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
 from privacy import pseudonyms
+from serving.online.store import OnlineStore
 from warehouse import connection as warehouse
-from warehouse.settings import Settings, dbt_environment, dbt_environment_set, parse_as_of
+from warehouse.settings import (
+    ONLINE_REDIS_URL_VARIABLE,
+    Settings,
+    dbt_environment,
+    dbt_environment_set,
+    parse_as_of,
+)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -98,6 +105,25 @@ class ServingResource(dg.ConfigurableResource):
     @property
     def folder(self) -> Path:
         return Path(self.path)
+
+
+class OnlineStoreResource(dg.ConfigurableResource):
+    """The online profile store in Redis that the API reads (off when the URL is empty). The
+    URL comes from the environment variable at run time (``dg.EnvVar``): a password in it never
+    reaches run configuration or Dagster's storage."""
+
+    url: str = Field(default="", description="Redis URL (SEGWH_ONLINE_REDIS_URL); empty: off.")
+    prefix: str = Field(default="segwh", description="Prefix of every key the store writes.")
+    grace_seconds: int = Field(
+        default=300, description="Seconds a replaced version stays readable, then expires."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    def store(self) -> OnlineStore:
+        return OnlineStore(self.url, self.prefix, self.grace_seconds)
 
 
 class ModelStoreResource(dg.ConfigurableResource):
@@ -179,6 +205,11 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             postgres_url=settings.serving_postgres_url,
             postgres_schema=settings.serving_postgres_schema,
             reader_role=settings.serving_reader_role,
+        ),
+        "online": OnlineStoreResource(
+            url=dg.EnvVar(ONLINE_REDIS_URL_VARIABLE) if settings.online_redis_url else "",
+            prefix=settings.online_redis_prefix,
+            grace_seconds=settings.online_grace_seconds,
         ),
         "models": ModelStoreResource(
             path=str(settings.resolved_models_dir),

@@ -3,7 +3,9 @@
 ``erase_in_serving`` runs on the connection where ``privacy.erasure.erase_in_warehouse`` just
 ran (its temp tables ``_erase_persons`` and ``_erase_pseudonyms`` name the subject); the DuckDB
 file and the current Parquet version are rewritten without the subject's rows and swapped in
-atomically, like a publish; the PostgreSQL schema is cleaned in one transaction.
+atomically, like a publish; the PostgreSQL schema is cleaned in one transaction; the online
+store loses the subject's profile, identifiers and segment memberships in every version Redis
+holds, and the warehouse's mirror of it (``serving.online_*``) their rows.
 ``erase_person`` is the whole request: warehouse, published outputs, audit record.
 """
 
@@ -27,7 +29,10 @@ from privacy.erasure import (
     record_erasure,
     tables_with_columns,
 )
+from serving.online import store as online_store
+from serving.online.profiles import MIRROR_TABLES
 from serving.publish import CURRENT, PARQUET_DIR, PUBLISHED_DUCKDB
+from warehouse.connection import table_exists
 
 
 def erase_in_serving(
@@ -36,10 +41,13 @@ def erase_in_serving(
     *,
     postgres_url: str = "",
     postgres_schema: str = "segments",
+    online: online_store.OnlineStore | None = None,
 ) -> dict[str, int]:
     """Remove the subject of the last ``erase_in_warehouse`` on ``con`` (its temp tables name
     the persons and pseudonyms) from the published outputs; returns rows removed per output."""
     removed: dict[str, int] = {}
+    if online is not None:
+        _erase_online(con, online, removed)
     published = serving_dir / PUBLISHED_DUCKDB
     if published.exists():
         # rewrite a copy and swap it in, as a publish does: readers never see a half-erased file
@@ -100,6 +108,24 @@ def _erase_parquet(con: duckdb.DuckDBPyConnection, root: Path, removed: dict[str
             shutil.rmtree(old)
 
 
+def _erase_online(
+    con: duckdb.DuckDBPyConnection, online: online_store.OnlineStore, removed: dict[str, int]
+) -> None:
+    """Redis first (what the API answers), then the warehouse's mirror of it."""
+    persons = [r[0] for r in con.execute("SELECT person_id FROM _erase_persons").fetchall()]
+    pseudonyms = [r[0] for r in con.execute("SELECT pseudonym FROM _erase_pseudonyms").fetchall()]
+    client = online.connect()
+    try:
+        removed["redis:online_store"] = online_store.erase(client, online.keys, persons, pseudonyms)
+    finally:
+        client.close()
+    for table in MIRROR_TABLES:
+        schema, name = table.split(".")
+        if table_exists(con, schema, name):
+            columns = [c[0] for c in con.execute(f"DESCRIBE {table}").fetchall()]
+            delete_rows(con, table, person_predicate(columns), removed, label=table)
+
+
 def _erase_postgres(
     con: duckdb.DuckDBPyConnection, url: str, schema: str, removed: dict[str, int]
 ) -> None:
@@ -139,6 +165,7 @@ def erase_person(
     email: str | None = None,
     postgres_url: str = "",
     postgres_schema: str = "segments",
+    online: online_store.OnlineStore | None = None,
 ) -> ErasureReport:
     """The whole erasure: warehouse, suppression list, published outputs, audit record.
 
@@ -147,7 +174,11 @@ def erase_person(
     report = erase_in_warehouse(con, key, customer_id=customer_id, email=email)
     report.rows_removed.update(
         erase_in_serving(
-            con, serving_dir, postgres_url=postgres_url, postgres_schema=postgres_schema
+            con,
+            serving_dir,
+            postgres_url=postgres_url,
+            postgres_schema=postgres_schema,
+            online=online,
         )
     )
     record_erasure(con, report, requested_at)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from online_helpers import online_store_on
 
 from warehouse.settings import PROJECT_DIR
 
@@ -51,6 +52,25 @@ def postgres_url() -> str:
     finally:
         engine.dispose()
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Redis on loopback (.ci/run starts it); unreachable is an error, not a skip."""
+    from serving.online.store import OnlineStore, StoreError
+
+    url = os.environ.get("SEGWH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        OnlineStore(url).connect().close()
+    except StoreError as exc:
+        pytest.fail(str(exc))
+    return url
+
+
+@pytest.fixture
+def online_store(redis_url):
+    with online_store_on(redis_url) as store:
+        yield store
 
 
 @pytest.fixture(scope="session")

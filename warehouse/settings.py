@@ -38,6 +38,9 @@ class EnvironmentVariable:
     parse: Callable[[str], object] = str
 
 
+# read by Dagster from the environment at run time (it may hold a password)
+ONLINE_REDIS_URL_VARIABLE = "SEGWH_ONLINE_REDIS_URL"
+
 ENVIRONMENT_VARIABLES = (
     EnvironmentVariable(
         "SEGWH_DATA_DIR",
@@ -115,6 +118,32 @@ ENVIRONMENT_VARIABLES = (
         "PostgreSQL role (NOLOGIN) granted read access to the published schema",
     ),
     EnvironmentVariable(
+        ONLINE_REDIS_URL_VARIABLE,
+        "online_redis_url",
+        "",
+        "Redis URL of the online profile store (e.g. redis://127.0.0.1:6379/0), loaded after "
+        "every publish and read by the API (`segwh serve`); empty: off",
+        secret=True,  # may hold a password
+    ),
+    EnvironmentVariable(
+        "SEGWH_ONLINE_REDIS_PREFIX",
+        "online_redis_prefix",
+        "segwh",
+        "prefix of every key the online profile store writes in Redis",
+    ),
+    EnvironmentVariable(
+        "SEGWH_ONLINE_GRACE_SECONDS",
+        "online_grace_seconds",
+        "300",
+        "seconds a replaced version of the online store stays readable (pages of segment "
+        "members being read), then expires",
+        parse=int,
+    ),
+    EnvironmentVariable(
+        "SEGWH_API_HOST", "api_host", "127.0.0.1", "address the online API (`segwh serve`) binds"
+    ),
+    EnvironmentVariable("SEGWH_API_PORT", "api_port", "8000", "port of the online API", parse=int),
+    EnvironmentVariable(
         "SEGWH_NIGHTLY_CRON", "nightly_cron", "0 2 * * *", "cron schedule of the nightly full build"
     ),
     EnvironmentVariable(
@@ -175,6 +204,11 @@ class Settings:
     serving_postgres_url: str = ""
     serving_postgres_schema: str = _DEFAULTS["serving_postgres_schema"]
     serving_reader_role: str = _DEFAULTS["serving_reader_role"]
+    online_redis_url: str = ""
+    online_redis_prefix: str = _DEFAULTS["online_redis_prefix"]
+    online_grace_seconds: int = int(_DEFAULTS["online_grace_seconds"])
+    api_host: str = _DEFAULTS["api_host"]
+    api_port: int = int(_DEFAULTS["api_port"])
     nightly_cron: str = _DEFAULTS["nightly_cron"]
     nightly_timezone: str = _DEFAULTS["nightly_timezone"]
     sensor_interval_seconds: int = int(_DEFAULTS["sensor_interval_seconds"])

@@ -16,7 +16,7 @@ from orchestration.checks import check_op_name
 from orchestration.defs.ingestion import RAW_EVENTS
 from orchestration.defs.ml import CHURN_MODEL, PERSON_CLUSTERS
 from orchestration.defs.privacy import RAW_EVENTS_RETENTION
-from orchestration.defs.serving import PUBLISHED_SEGMENTS
+from orchestration.defs.serving import ONLINE_PROFILE_STORE, PUBLISHED_SEGMENTS
 from orchestration.defs.transform import DBT_STEP_NAMES, STAGED_EVENTS
 from orchestration.resources import LandingZoneResource
 from warehouse.settings import Settings
@@ -25,6 +25,7 @@ RAW_EVENTS_OP = "raw__events"
 RAW_EVENTS_CHECK_OP = check_op_name(RAW_EVENTS, "raw_events")
 STAGED_EVENTS_CHECK_OP = check_op_name(STAGED_EVENTS, "stg_events")
 PUBLISH_OP = PUBLISHED_SEGMENTS.to_python_identifier()
+ONLINE_STORE_OP = ONLINE_PROFILE_STORE.to_python_identifier()
 # the churn training snapshots' heavy part (nightly); marts.churn_snapshots filters it every run
 CHURN_FEATURES_AT_SNAPSHOTS = dg.AssetKey(["intermediate", "int_churn_features_at_snapshots"])
 
@@ -116,6 +117,12 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
                     },
                     # the published DuckDB file is patched with the rows that changed
                     PUBLISH_OP: {"config": {"only_changed_rows": True}},
+                    # and the online store gets the profiles that changed
+                    **(
+                        {ONLINE_STORE_OP: {"config": {"only_changed_persons": True}}}
+                        if settings.online_redis_url
+                        else {}
+                    ),
                 }
             },
             tags={"segwh/new_files": str(len(paths))},

@@ -13,6 +13,7 @@ from orchestration.defs.serving import PUBLISHED_SEGMENTS
 from orchestration.metadata import OWNER, markdown_table
 from orchestration.resources import (
     AsOfResource,
+    OnlineStoreResource,
     PrivacyResource,
     ServingResource,
     WarehouseResource,
@@ -106,8 +107,9 @@ ERASURE_OP = "erasure"
     description=(
         "Removes every trace of one customer (by customer id or email) from raw, rejected, "
         "staging, intermediate, marts, ML outputs and churn training snapshots, and from the "
-        "published DuckDB, Parquet and PostgreSQL outputs; adds their pseudonyms to the "
-        "suppression list so later loads do not bring them back; records the request in "
+        "published DuckDB, Parquet and PostgreSQL outputs and the online profile store in "
+        "Redis; adds their pseudonyms to the suppression list so later loads do not bring them "
+        "back; records the request in "
         "privacy.erasure_requests (no personal data)."
     ),
 )
@@ -117,6 +119,7 @@ def erase_person_op(
     warehouse: WarehouseResource,
     privacy: PrivacyResource,
     serving: ServingResource,
+    online: OnlineStoreResource,
 ) -> None:
     customer_id, email = config.customer_id.strip(), config.email.strip()
     with warehouse.connect() as con:  # erase_person refuses a request without exactly one
@@ -129,6 +132,7 @@ def erase_person_op(
             email=email or None,
             postgres_url=serving.postgres_url,
             postgres_schema=serving.postgres_schema,
+            online=online.store() if online.enabled else None,
         )
         warehouse_tables = [t for t, n in report.rows_removed.items() if n and ":" not in t]
         for event in _shrunk_table_materializations(con, warehouse_tables, "erasure"):

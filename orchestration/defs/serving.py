@@ -1,9 +1,11 @@
-"""Serving (group ``serving``): publish the marts for BI tools, write-audit-publish style.
+"""Serving (group ``serving``): publish the marts for BI tools, write-audit-publish style, then
+load the online profile store that the API reads.
 
-The marts are built and checked in the working warehouse first (write, audit); this asset runs
-only after them, refuses to publish if any blocking check of the run failed, and then swaps the
-published outputs atomically (publish). A failed check therefore leaves what BI tools read
-exactly as it was.
+The marts are built and checked in the working warehouse first (write, audit); the publish asset
+runs only after them, refuses to publish if any blocking check of the run failed, and then swaps
+the published outputs atomically (publish). A failed check therefore leaves what BI tools read
+exactly as it was. When SEGWH_ONLINE_REDIS_URL is set, the online profile store is loaded from
+the published version next, under the same version id, and a check compares the two.
 """
 
 from collections.abc import Sequence
@@ -14,7 +16,9 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from orchestration.metadata import OWNER, markdown_table
-from orchestration.resources import ServingResource, WarehouseResource
+from orchestration.resources import OnlineStoreResource, ServingResource, WarehouseResource
+from serving.online import store as online_store
+from serving.online.profiles import load_online_store
 from serving.publish import (
     PublishResult,
     new_version,
@@ -25,6 +29,7 @@ from serving.publish import (
 )
 
 PUBLISHED_SEGMENTS = dg.AssetKey(["serving", "published_segments"])
+ONLINE_PROFILE_STORE = dg.AssetKey(["serving", "online_profile_store"])
 # every table dbt builds in marts and every table the ml assets write is BI-facing
 PUBLISHED_SCHEMAS = ("marts", "ml")
 
@@ -157,6 +162,133 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
     return published_segments
 
 
-def build_defs(upstream: Sequence[dg.AssetKey]) -> dg.Definitions:
-    """The publish asset waits for ``upstream``: every asset it must publish after."""
-    return dg.Definitions(assets=[build_published_segments(upstream)])
+class OnlineLoadConfig(dg.Config):
+    only_changed_persons: bool = Field(
+        default=False,
+        description=(
+            "Write only the profiles, identifiers and segment members that changed since the "
+            "version Redis serves (the new version starts as a server-side copy of it); the "
+            "landing-files sensor sets it. Everything is written when Redis serves another "
+            "version than the warehouse last loaded (e.g. after a Redis restart)."
+        ),
+    )
+
+
+def _last_published_version(con) -> str | None:
+    row = con.execute(
+        "SELECT version FROM serving.publish_log ORDER BY published_at DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
+@dg.asset(
+    key=ONLINE_PROFILE_STORE,
+    deps=[PUBLISHED_SEGMENTS],
+    group_name="serving",
+    kinds={"redis"},
+    owners=[OWNER],
+    description=(
+        "Loads the online profile store in Redis (SEGWH_ONLINE_REDIS_URL) from the version just "
+        "published: one compact profile per profiled person (segments, RFM segment, cluster, "
+        "churn, content decision; only the decision without personalization consent), an "
+        "index from every identifier pseudonym to its person, and the members of each segment. "
+        "The new version is written beside the served one and switched in with one command; "
+        "the old one expires after a grace period. The API (`segwh serve`) reads it."
+    ),
+)
+def online_profile_store(
+    context: dg.AssetExecutionContext,
+    config: OnlineLoadConfig,
+    warehouse: WarehouseResource,
+    online: OnlineStoreResource,
+) -> dg.MaterializeResult:
+    store = online.store()
+    client = store.connect()
+    try:
+        with warehouse.connect() as con:
+            version = _last_published_version(con)
+            if version is None:
+                raise dg.Failure("nothing has been published yet: run the publish asset first")
+            if online_store.current_version(client, store.keys) == version:
+                context.log.info("Redis already serves version %s: nothing to load", version)
+                return dg.MaterializeResult(metadata={"version": version, "mode": "unchanged"})
+            loaded = load_online_store(
+                con,
+                client,
+                store.keys,
+                version,
+                changed_only=config.only_changed_persons,
+                grace_seconds=store.grace_seconds,
+            )
+    finally:
+        client.close()
+    result = loaded.result
+    context.log.info(
+        "online store: version %s loaded (%s) in %.1f s: %d profiles written, %d removed",
+        version,
+        result.mode,
+        result.seconds,
+        result.profiles_written,
+        result.profiles_removed,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "mode": result.mode,
+            "why_everything_was_written": loaded.full_reason or "not: only the changes",
+            "persons": loaded.persons,
+            "personalized_persons": loaded.personalized,
+            "identifiers": loaded.identifiers,
+            "profiles_written": result.profiles_written,
+            "profiles_removed": result.profiles_removed,
+            "identifiers_written": result.identifiers_written,
+            "identifiers_removed": result.identifiers_removed,
+            "segment_members_changed": result.members_changed,
+            "load_seconds": round(result.seconds, 2),
+            "redis_key_prefix": store.prefix,
+        }
+    )
+
+
+@dg.asset_check(
+    asset=ONLINE_PROFILE_STORE,
+    name="serves_the_published_version",
+    description="Redis serves the version last published for BI tools (the API and the BI "
+    "tables show the same results).",
+)
+def serves_the_published_version(
+    warehouse: WarehouseResource, online: OnlineStoreResource
+) -> dg.AssetCheckResult:
+    store = online.store()
+    client = store.connect()
+    try:
+        served = online_store.current_version(client, store.keys)
+        meta = online_store.version_meta(client, store.keys, served) if served else None
+    finally:
+        client.close()
+    with warehouse.connect(read_only=True) as con:
+        published = _last_published_version(con)
+    return dg.AssetCheckResult(
+        passed=served is not None and served == published,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "the API serves the published version"
+            if served == published
+            else "the API does not serve the last published version: materialize "
+            "serving/online_profile_store"
+        ),
+        metadata={
+            "served_version": served or "none",
+            "published_version": published or "none",
+            "served_persons": meta.persons if meta else 0,
+        },
+    )
+
+
+def build_defs(upstream: Sequence[dg.AssetKey], *, online: bool) -> dg.Definitions:
+    """The publish asset waits for ``upstream``: every asset it must publish after; with
+    ``online`` (SEGWH_ONLINE_REDIS_URL set), the online store is loaded after it."""
+    return dg.Definitions(
+        assets=[build_published_segments(upstream), *([online_profile_store] if online else [])],
+        asset_checks=[serves_the_published_version] if online else [],
+    )

@@ -15,18 +15,21 @@ import dagster as dg
 import duckdb
 import pytest
 import sqlalchemy as sa
+from online_helpers import online_store_on
 from table_helpers import rows_differing
 
 from ingestion.events import discover_files, load_event_files
 from orchestration.definitions import build_definitions
-from orchestration.defs.automation import PUBLISH_OP
+from orchestration.defs.automation import ONLINE_STORE_OP, PUBLISH_OP
 from orchestration.defs.privacy import ERASURE_OP
 from privacy import pseudonyms
 from privacy.erasure import ErasureRequestError, erase_in_warehouse
 from privacy.pseudonyms import PseudonymizationKeyError
 from sample_data import DEFAULT_AS_OF
+from serving.online import store as online_store
+from serving.online.store import OnlineStore
 from warehouse.connection import connect
-from warehouse.settings import Settings
+from warehouse.settings import ONLINE_REDIS_URL_VARIABLE, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +102,7 @@ class World:
     instance: dg.DagsterInstance
     sample: object
     postgres_url: str
+    online: OnlineStore
 
     def run(self, job: str, run_config: dict | None = None):
         definitions = build_definitions(self.settings)
@@ -115,7 +119,17 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, small_sample, postgres_url):
+def world(tmp_path_factory, small_sample, postgres_url, redis_url):
+    with (
+        online_store_on(redis_url) as online,
+        pytest.MonkeyPatch.context() as environment,
+    ):
+        # Dagster reads the Redis URL from the environment at run time (dg.EnvVar)
+        environment.setenv(ONLINE_REDIS_URL_VARIABLE, online.url)
+        yield from _world(tmp_path_factory, small_sample, postgres_url, online)
+
+
+def _world(tmp_path_factory, small_sample, postgres_url, online):
     root = tmp_path_factory.mktemp("privacy")
     landing = root / "landing"  # a landing folder of its own: the tests add files
     shutil.copytree(small_sample.landing_dir, landing)
@@ -132,9 +146,11 @@ def world(tmp_path_factory, small_sample, postgres_url):
         as_of=DEFAULT_AS_OF.isoformat(),
         serving_postgres_url=postgres_url,
         serving_postgres_schema=f"privacy_{uuid.uuid4().hex[:8]}",
+        online_redis_url=online.url,
+        online_redis_prefix=online.prefix,
     )
     with dg.instance_for_test() as instance:
-        world = World(settings, instance, small_sample, postgres_url)
+        world = World(settings, instance, small_sample, postgres_url, online)
         world.run("full_build")
         yield world
     engine = sa.create_engine(postgres_url)
@@ -205,8 +221,29 @@ def _scan_duckdb(con, database: str, values: set[str], skip_schemas=RAW_SCHEMAS)
     return found
 
 
+def _scan_redis(online: OnlineStore, values: set[str]) -> list[str]:
+    """Every key of the online store (every version) whose name or content holds a value."""
+    client = online.connect()
+    found = []
+    for key in client.scan_iter(match=f"{online.prefix}:*", count=1000):
+        kind = client.type(key).decode()
+        if kind == "hash":
+            content = [x for pair in client.hgetall(key).items() for x in pair]
+        elif kind == "zset":
+            content = client.zrange(key, 0, -1)
+        else:
+            content = [client.get(key)] if kind == "string" else []
+        text = b"\n".join([key, *content]).decode()
+        hits = [v for v in values if v in text]
+        if hits:
+            found.append(f"redis {key.decode()}: {len(hits)}")
+    client.close()
+    return found
+
+
 def _scan_everything(world: World, values: set[str], skip_schemas=RAW_SCHEMAS) -> list[str]:
-    """The warehouse, the published DuckDB file, the current Parquet files and PostgreSQL."""
+    """The warehouse, the published DuckDB file, the current Parquet files, PostgreSQL and the
+    online store in Redis."""
     serving = world.settings.resolved_serving_dir
     found = []
     with connect(world.settings.warehouse_path, read_only=True) as con:
@@ -246,7 +283,7 @@ def _scan_everything(world: World, values: set[str], skip_schemas=RAW_SCHEMAS) -
             if hits:
                 found.append(f"postgres.{schema}.{table}.{column}: {hits}")
     engine.dispose()
-    return found
+    return found + _scan_redis(world.online, values)
 
 
 def test_no_identifier_or_personal_value_leaves_the_raw_layer(world):
@@ -346,6 +383,12 @@ def _events_file(path: Path, events: list[dict]) -> Path:
     return path
 
 
+def _published_version(world: World) -> str:
+    published = world.settings.resolved_serving_dir / "segments.duckdb"
+    with duckdb.connect(str(published), read_only=True) as con:
+        return con.execute("SELECT version FROM publish_version").fetchone()[0]
+
+
 def _tables_holding(con, person_id: str, tables: list[str]) -> list[str]:
     """Those of ``tables`` with a row of ``person_id``."""
     sql = "SELECT count(*) FROM {} WHERE person_id = ?"
@@ -383,11 +426,25 @@ def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(wor
         {
             "ops": {
                 "raw__events": {"config": {"files": [str(new_file)]}},
-                # as the landing sensor asks: patch the published DuckDB file
+                # as the landing sensor asks: patch the published DuckDB file, load the
+                # changed profiles into the online store
                 PUBLISH_OP: {"config": {"only_changed_rows": True}},
+                ONLINE_STORE_OP: {"config": {"only_changed_persons": True}},
             }
         },
     )
+    # the API no longer knows the person: their customer id resolves to nothing in Redis
+    client, keys = world.online.connect(), world.online.keys
+    served = online_store.current_version(client, keys)
+    assert served == _published_version(world)
+    assert client.hget(keys.identifiers(served, customer_pseudonym[:3]), customer_pseudonym) is None
+    assert client.hget(keys.profiles(served, person_id[:3]), person_id) is None
+    (load,) = [
+        m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey(["serving", "online_profile_store"])
+    ]
+    assert load["mode"].value == "changes" and load["profiles_removed"].value >= 1
     with connect(world.settings.warehouse_path, read_only=True) as con:
         assert con.execute(
             "SELECT has_analytics_consent, analytics_stated_at FROM marts.person_consents "
