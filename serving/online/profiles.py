@@ -145,9 +145,12 @@ def _last_logged_version(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, batch: int = 50_000):
-    """Stream the rows of ``sql`` lazily. The temp tables live on ``con`` alone, so the streams
-    share it: ``store.load`` reads them one after the other, never two at once."""
-    result = con.execute(sql)
+    """Stream the rows of ``sql`` lazily, sorted by the first column (the id, or the segment, that
+    names the Redis key): consecutive rows share a key, so one command writes many of them (in
+    random order, 200k profiles took 395k commands and three times as long). The temp tables
+    live on ``con`` alone, so the streams share it: ``store.load`` reads them one after the
+    other, never two at once."""
+    result = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1")
     while rows := result.fetchmany(batch):
         yield from rows
 

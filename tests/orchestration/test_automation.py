@@ -1,5 +1,6 @@
 """The nightly schedule, the landing-files sensor and the incremental run it requests."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from ingestion.events import ensure_raw_tables
 from orchestration.definitions import build_definitions
 from orchestration.defs.automation import (
     CHURN_FEATURES_AT_SNAPSHOTS,
+    ONLINE_STORE_OP,
     PUBLISH_OP,
     RAW_EVENTS_OP,
     STAGED_EVENTS_CHECK_OP,
@@ -109,12 +111,29 @@ def test_a_new_file_gives_one_run_request_for_exactly_that_file(sensor_setup):
         assert request.run_config["ops"][step]["config"] == {"only_rows_of_this_run": True}
     # the publish patches the published DuckDB file with the changed rows
     assert request.run_config["ops"][PUBLISH_OP]["config"] == {"only_changed_rows": True}
+    assert ONLINE_STORE_OP not in request.run_config["ops"]  # no online store configured
 
     second = _write(landing / "events-2.jsonl", '{"event_id": "b"}\n')
     later = _tick(sensor, landing, result.cursor, instance)
 
     (request,) = later.run_requests
     assert request.run_config["ops"][RAW_EVENTS_OP]["config"]["files"] == [str(second)]
+
+
+def test_with_an_online_store_sensor_runs_load_only_the_changed_profiles(tmp_path):
+    landing = tmp_path / "landing"
+    _write(landing / "events-1.jsonl", '{"event_id": "a"}\n')
+    settings = dataclasses.replace(
+        _settings(tmp_path, landing), online_redis_url="redis://127.0.0.1:6379/0"
+    )
+    definitions = build_definitions(settings)
+    sensor = definitions.resolve_sensor_def("landing_files_sensor")
+    with dg.instance_for_test() as instance:
+        (request,) = _tick(sensor, landing, None, instance).run_requests
+    assert request.run_config["ops"][ONLINE_STORE_OP]["config"] == {"only_changed_persons": True}
+    # the online store is part of the sensor's job, after the publish
+    job = definitions.resolve_job_def("incremental_update")
+    assert ONLINE_STORE_OP in {node.name for node in job.graph.node_defs}
 
 
 def test_the_same_files_again_give_no_request(sensor_setup):
