@@ -58,7 +58,8 @@ def build_tables(con: duckdb.DuckDBPyConnection, persons: int) -> None:
         SELECT person_id, hash(i, 'consent') % 100 < 85 AS has_personalization_consent
         FROM persons;
     CREATE TABLE marts.person_segments AS
-        SELECT DISTINCT person_id, {SEGMENTS!r}[1 + (hash(i, k) % {len(SEGMENTS)})::INTEGER] AS segment_key
+        SELECT DISTINCT person_id,
+            {SEGMENTS!r}[1 + (hash(i, k) % {len(SEGMENTS)})::INTEGER] AS segment_key
         FROM persons, range((hash(i, 'n') % 5)::BIGINT) t(k);
     CREATE TABLE marts.person_rfm_scores AS
         SELECT person_id, 'rfm_' || ['champions','loyal','at_risk','lost'][1 + i % 4]
