@@ -5,6 +5,9 @@
     segwh config [--markdown]      every setting: value and where it came from
     segwh dbt ARGS...              dbt by hand, with the warehouse and as_of of the settings
     segwh erase --customer-id ID   erase one person everywhere (or --email ADDRESS)
+    segwh serve [--host --port]    the online personalization API (profiles from Redis)
+    segwh api-key create --name N --scope S [--scope S] [--rate-limit R]
+    segwh api-key list | revoke NAME   API keys of the online API
 
 The sample data has its own command: ``python -m sample_data --help``.
 
@@ -137,6 +140,70 @@ def _dbt(args: argparse.Namespace, settings: Settings) -> int:
     return subprocess.call([DBT_EXECUTABLE, *args.dbt_args], env=environment)
 
 
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """The online API in this process (no Dagster import: it starts in about a second)."""
+    from privacy.pseudonyms import PseudonymizationKeyError
+    from serving.online.api import serve
+    from serving.online.connection import OnlineStoreUnavailable
+
+    try:
+        serve(
+            settings,
+            host=args.host,
+            port=args.port,
+            key_cache_seconds=args.key_cache_seconds,
+        )
+    except (OnlineStoreUnavailable, PseudonymizationKeyError) as exc:
+        print(f"segwh serve: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _api_key(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.online import auth
+    from serving.online.connection import OnlineStoreUnavailable, connect
+
+    try:
+        client = connect(settings.online_redis_url)
+    except OnlineStoreUnavailable as exc:
+        print(f"segwh api-key: {exc}", file=sys.stderr)
+        return 2
+    prefix = settings.online_redis_prefix
+    with client:
+        if args.action == "create":
+            try:
+                key = auth.create_key(client, prefix, args.name, args.scope, args.rate_limit)
+            except auth.ApiKeyError as exc:
+                print(f"segwh api-key create: {exc}", file=sys.stderr)
+                return 2
+            print(
+                f"created API key {args.name!r} (scopes: {', '.join(dict.fromkeys(args.scope))}; "
+                f"{args.rate_limit:g} requests/s per API process). It is shown only now: store it "
+                "in the caller's secret store.",
+                file=sys.stderr,
+            )
+            print(key)
+        elif args.action == "list":
+            keys = auth.list_keys(client, prefix)
+            if not keys:
+                print(f"no API keys under the prefix {prefix!r}", file=sys.stderr)
+            for key in keys:
+                print(
+                    f"{key.name}\t{','.join(key.scopes)}\t{key.rate_limit:g}/s\t"
+                    f"created {key.created_at}"
+                )
+        elif not auth.revoke_key(client, prefix, args.name):
+            print(f"segwh api-key revoke: no key named {args.name!r}", file=sys.stderr)
+            return 1
+        else:
+            print(
+                f"revoked {args.name!r}; API processes reject it within "
+                f"{auth.DEFAULT_CACHE_SECONDS:g} s (their key cache)",
+                file=sys.stderr,
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segwh", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -177,6 +244,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own arguments")
     dbt.set_defaults(handler=_dbt)
+
+    serve = commands.add_parser(
+        "serve",
+        help="the online personalization API on the Redis profile store "
+        "(SEGWH_ONLINE_REDIS_URL, SEGWH_API_HOST, SEGWH_API_PORT)",
+    )
+    serve.add_argument("--host", help="address to bind (default: SEGWH_API_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: SEGWH_API_PORT, 8000)")
+    serve.add_argument(
+        "--key-cache-seconds",
+        type=float,
+        default=5.0,
+        help="how long API-key lookups are cached; a revoked key works at most this long "
+        "(default: 5)",
+    )
+    serve.set_defaults(handler=_serve)
+
+    api_key = commands.add_parser("api-key", help="create, list or revoke keys of the online API")
+    actions = api_key.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key; prints it once")
+    create.add_argument("--name", required=True, help="name shown in access logs and lists")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=("profiles:read", "segments:read"),
+        help="profiles:read (profiles, decisions, batch) or segments:read (segment members); "
+        "repeat for both",
+    )
+    create.add_argument(
+        "--rate-limit",
+        type=float,
+        default=100.0,
+        help="requests per second, per API process (default: 100)",
+    )
+    actions.add_parser("list", help="the keys: name, scopes, rate limit (never the key)")
+    revoke = actions.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
+    api_key.set_defaults(handler=_api_key)
     return parser
 
 

@@ -57,12 +57,13 @@ def postgres_url() -> str:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """Redis on loopback (.ci/run starts it); unreachable is an error, not a skip."""
-    from serving.online.store import OnlineStore, StoreError
+    from serving.online.connection import OnlineStoreUnavailable
+    from serving.online.store import OnlineStore
 
     url = os.environ.get("SEGWH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     try:
         OnlineStore(url).connect().close()
-    except StoreError as exc:
+    except OnlineStoreUnavailable as exc:
         pytest.fail(str(exc))
     return url
 

@@ -37,9 +37,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
+
+from serving.online import connection
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +180,6 @@ class StoreError(RuntimeError):
     base)."""
 
 
-def redacted(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 @dataclass(frozen=True)
 class OnlineStore:
     """Where the store is: the Redis URL (SEGWH_ONLINE_REDIS_URL), the key prefix, and how long a
@@ -202,17 +194,9 @@ class OnlineStore:
         return Keys(self.prefix)
 
     def connect(self) -> redis.Redis:
-        """A client, checked with a PING: fails with the URL (without password) and the fix."""
-        client = redis.Redis.from_url(self.url)
-        try:
-            client.ping()
-        except redis.RedisError as exc:
-            client.close()
-            raise StoreError(
-                f"cannot reach the online store's Redis at {redacted(self.url)} ({exc}): start "
-                "Redis there or point SEGWH_ONLINE_REDIS_URL at it (empty turns the store off)"
-            ) from exc
-        return client
+        """A client, checked with a PING (``connection.connect``: errors name the URL without
+        its password, and the fix)."""
+        return connection.connect(self.url)
 
 
 def current_version(client: redis.Redis, keys: Keys) -> str | None:

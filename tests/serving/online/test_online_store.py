@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aioredis
 
 from serving.online import store
+from serving.online.connection import OnlineStoreUnavailable
 from serving.online.reader import ProfileReader
 
 
@@ -202,7 +203,7 @@ def test_erasure_reaches_every_version_redis_holds(online_store):
 
 def test_an_unreachable_redis_is_named_without_its_password():
     unreachable = store.OnlineStore("redis://:s3cret@127.0.0.1:1/0")
-    with pytest.raises(store.StoreError) as error:
+    with pytest.raises(OnlineStoreUnavailable) as error:
         unreachable.connect()
     assert "redis://:***@127.0.0.1:1/0" in str(error.value)
     assert "s3cret" not in str(error.value)
