@@ -280,42 +280,35 @@ def load(
                 for source, target in batch:
                     pipe.copy(source, target, replace=True)
                 pipe.execute()
-        written = _write_grouped(
-            pipe_factory,
-            changes.profiles,
-            lambda row: keys.profiles(version, bucket(row[0])),
-            lambda pipe, key, rows: pipe.hset(key, mapping=dict(rows)),
-        )
-        removed = _write_grouped(
-            pipe_factory,
-            ((p, p) for p in changes.removed_persons),
-            lambda row: keys.profiles(version, bucket(row[0])),
-            lambda pipe, key, rows: pipe.hdel(key, *(r[0] for r in rows)),
-        )
-        ids_written = _write_grouped(
-            pipe_factory,
-            changes.identifiers,
-            lambda row: keys.identifiers(version, bucket(row[0])),
-            lambda pipe, key, rows: pipe.hset(key, mapping=dict(rows)),
-        )
-        ids_removed = _write_grouped(
-            pipe_factory,
-            ((i, i) for i in changes.removed_identifiers),
-            lambda row: keys.identifiers(version, bucket(row[0])),
-            lambda pipe, key, rows: pipe.hdel(key, *(r[0] for r in rows)),
-        )
-        members = _write_grouped(
-            pipe_factory,
-            changes.members_added,
-            lambda row: keys.members(version, row[0]),
-            lambda pipe, key, rows: pipe.zadd(key, {r[1]: 0 for r in rows}),
-        )
-        members += _write_grouped(
-            pipe_factory,
-            changes.members_removed,
-            lambda row: keys.members(version, row[0]),
-            lambda pipe, key, rows: pipe.zrem(key, *(r[1] for r in rows)),
-        )
+        profile_key = lambda row: keys.profiles(version, bucket(row[0]))  # noqa: E731
+        identifier_key = lambda row: keys.identifiers(version, bucket(row[0]))  # noqa: E731
+        member_key = lambda row: keys.members(version, row[0])  # noqa: E731
+        hset = lambda pipe, key, rows: pipe.hset(key, mapping=dict(rows))  # noqa: E731
+        hdel = lambda pipe, key, rows: pipe.hdel(key, *(r[0] for r in rows))  # noqa: E731
+        steps = {  # what is written: (rows, the key of a row, the command for a key's rows)
+            "profiles_written": (changes.profiles, profile_key, hset),
+            "profiles_removed": (((p,) for p in changes.removed_persons), profile_key, hdel),
+            "identifiers_written": (changes.identifiers, identifier_key, hset),
+            "identifiers_removed": (
+                ((i,) for i in changes.removed_identifiers),
+                identifier_key,
+                hdel,
+            ),
+            "members_added": (
+                changes.members_added,
+                member_key,
+                lambda pipe, key, rows: pipe.zadd(key, {r[1]: 0 for r in rows}),
+            ),
+            "members_removed": (
+                changes.members_removed,
+                member_key,
+                lambda pipe, key, rows: pipe.zrem(key, *(r[1] for r in rows)),
+            ),
+        }
+        counts = {
+            name: _write_grouped(pipe_factory, rows, key_of, write)
+            for name, (rows, key_of, write) in steps.items()
+        }
         client.hset(keys.meta(version), mapping=meta.to_redis())
         # the switch: one command, so every reader sees the old or the new version whole
         client.set(keys.current, version)
@@ -327,11 +320,11 @@ def load(
     return LoadResult(
         version=version,
         mode="full" if base_version is None else "changes",
-        profiles_written=written,
-        profiles_removed=removed,
-        identifiers_written=ids_written,
-        identifiers_removed=ids_removed,
-        members_changed=members,
+        profiles_written=counts["profiles_written"],
+        profiles_removed=counts["profiles_removed"],
+        identifiers_written=counts["identifiers_written"],
+        identifiers_removed=counts["identifiers_removed"],
+        members_changed=counts["members_added"] + counts["members_removed"],
         seconds=time.perf_counter() - started,
     )
 
