@@ -2,8 +2,6 @@
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from online_helpers import online_store_on
+from process_helpers import free_port, stop_process_group
 
 from warehouse.settings import PROJECT_DIR
 
@@ -82,12 +81,6 @@ def small_sample(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("sample"), n_events=6_000, seed=7)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class DagsterServer:
     url: str
@@ -105,7 +98,7 @@ def dagster_server(tmp_path_factory, small_sample) -> Iterator[DagsterServer]:
     home = root / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT_DIR / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -150,9 +143,4 @@ def dagster_server(tmp_path_factory, small_sample) -> Iterator[DagsterServer]:
             pytest.fail(f"dagster dev did not answer on {url}:\n{log_path.read_text()[-3000:]}")
         yield DagsterServer(url, port, home, root / "warehouse.duckdb", log_path)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, timeout=30)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from process_helpers import free_port, stop_process_group
 
 from privacy.pseudonyms import key_from_environment, pseudonym
 from serving.online import auth
@@ -170,12 +169,6 @@ def api_store(api_redis) -> Iterator[Store]:
     delete_prefix(api_redis, prefix)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class ApiServer:
     url: str
@@ -228,13 +221,7 @@ def start_api(
 
 
 def stop_api(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process_group(process)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from online_api_helpers import free_port
+from process_helpers import free_port
 
 from serving.online import auth
 from warehouse.settings import PROJECT_DIR
