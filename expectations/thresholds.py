@@ -66,6 +66,11 @@ FRESHNESS_BLOCKING_HOURS = 7 * 24
 segments (days since last seen grow), so such a run must not publish."""
 PAGE_TYPE_MOSTLY = 0.99
 """Warning: at least this share of page_type values is a known page type."""
+UNMAPPED_EVENT_SHARE_BLOCKING = 0.25
+"""Blocking: more than this share of the staged events has an event type the event taxonomy
+(dbt_project/seeds/event_taxonomy.csv) does not know. Any unmapped event type warns, with its
+count and share; above this share the models would miss most of what happened (no page views,
+no funnel), so such a run must not publish. 1.0 never blocks."""
 
 # --- CRM (suites crm_customers, crm_orders, crm_consents) ----------------------------------
 ORDER_STATUS_MOSTLY = 1.0

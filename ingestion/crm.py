@@ -101,16 +101,18 @@ def _check_columns(
 
 def load_crm_table(
     con: duckdb.DuckDBPyConnection,
-    engine: sa.Engine,
+    engine: sa.Engine | None,
     entity: CrmEntity,
     source_table: str,
     *,
     load_id: str,
 ) -> CrmLoadResult:
-    """Copy one CRM table into its raw table (all columns as text); atomic replace."""
+    """Copy one CRM table into its raw table (all columns as text); atomic replace. Without an
+    engine (a deployment whose sources do not include a CRM) the raw table is created empty."""
     started = time.perf_counter()
-    url = engine.url.render_as_string(hide_password=True)
-    columns = _source_columns(sa.inspect(engine), source_table)
+    url = engine.url.render_as_string(hide_password=True) if engine else "(no CRM)"
+    columns = _source_columns(sa.inspect(engine), source_table) if engine else {}
+    missing_optional: list[str] = []
     if columns is None:
         if entity.table_required:
             raise CrmSchemaError(
@@ -118,8 +120,8 @@ def load_crm_table(
                 f"with SEGWH_CRM_{entity.name.upper()}_TABLE"
             )
         log.warning("optional CRM table %r not found at %s: loading it empty", source_table, url)
-        columns, missing_optional = {}, []
-    else:
+        columns = {}
+    elif columns:
         missing_optional = _check_columns(entity, source_table, columns, url)
     if missing_optional:
         log.warning(
@@ -140,7 +142,7 @@ def load_crm_table(
             query = sa.select(*(sa.column(columns[c]).label(c) for c in present)).select_from(
                 sa.table(name, schema=schema or None)
             )
-            with engine.connect() as source:
+            with engine.connect() as source:  # type: ignore[union-attr]  # columns came from it
                 as_text = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in present)
                 # Arrow-backed frames keep integers and decimals exact (no float coercion);
                 # DuckDB renders every value as text.

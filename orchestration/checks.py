@@ -10,7 +10,9 @@ declares them (``expectations.suites.suite_parameters``):
 - ``previous_row_count``: ``dagster/row_count`` of the asset's latest materialization by an
   earlier run, from the Dagster instance;
 - ``as_of``: the run's ``as_of`` (``AsOfResource.resolve``), the same instant dbt used;
-- ``load_id``: the run id, which ingestion records as the load id.
+- ``load_id``: the run id, which ingestion records as the load id;
+- ``events_expected``: whether events are a source of this deployment (SEGWH_SOURCES): without
+  them, the expectations that need events (a minimum row count, freshness) do not apply.
 """
 
 import logging
@@ -20,7 +22,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from orchestration.resources import AsOfResource, WarehouseResource
+from orchestration.resources import AsOfResource, LandingZoneResource, WarehouseResource
 from warehouse.connection import session_settings
 
 logger = logging.getLogger(__name__)
@@ -115,6 +117,7 @@ def expectation_check(
         config: ExpectationCheckConfig,
         warehouse: WarehouseResource,
         as_of: AsOfResource,
+        landing: LandingZoneResource,
     ) -> Iterator[dg.AssetCheckResult]:
         # Imported here: great-expectations takes seconds to import, and code-location loads
         # should not pay for it.
@@ -143,6 +146,7 @@ def expectation_check(
             asset_key,
             suite_parameters(suite_name),
             as_of,
+            landing,
             compare_row_counts=config.compare_row_count_with_previous_run and row_filter is None,
         )
         outcome = validate_table(
@@ -207,6 +211,7 @@ def _suite_params(
     asset_key: dg.AssetKey,
     accepted: frozenset[str],
     as_of: AsOfResource,
+    landing: LandingZoneResource,
     *,
     compare_row_counts: bool,
 ) -> dict[str, Any]:
@@ -220,6 +225,8 @@ def _suite_params(
         params["as_of"] = as_of.resolve(context)
     if "load_id" in accepted:
         params["load_id"] = context.run.run_id
+    if "events_expected" in accepted:
+        params["events_expected"] = landing.enabled
     return params
 
 
@@ -235,4 +242,6 @@ def _params_metadata(params: Mapping[str, Any]) -> dict[str, Any]:
         metadata["as_of"] = params["as_of"].isoformat()
     if "load_id" in params:
         metadata["load_id"] = params["load_id"]
+    if "events_expected" in params:
+        metadata["events_expected"] = params["events_expected"]
     return metadata

@@ -39,6 +39,17 @@ def _run(args: argparse.Namespace, settings: Settings, ops_config: dict | None =
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def(args.job)
+    if getattr(args, "full_refresh", False):  # every dbt step of the job rebuilds from scratch
+        from orchestration.defs.transform import DBT_STEP_NAMES
+
+        ops_config = {
+            **(ops_config or {}),
+            **{
+                name: {"config": {"full_refresh": True}}
+                for name in DBT_STEP_NAMES
+                if name in {node.name for node in job.nodes}
+            },
+        }
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
@@ -126,7 +137,7 @@ def _dbt(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.dbt import DBT_EXECUTABLE
     from privacy import pseudonyms
     from warehouse.connection import connect
-    from warehouse.settings import DBT_PROJECT_DIR, dbt_environment, parse_as_of
+    from warehouse.settings import dbt_environment, parse_as_of
 
     with connect(settings.warehouse_path, memory_limit=settings.duckdb_memory_limit) as con:
         pseudonyms.install(con, pseudonyms.key_from_environment())  # staging pseudonymizes
@@ -134,8 +145,8 @@ def _dbt(args: argparse.Namespace, settings: Settings) -> int:
     environment = {
         **os.environ,
         **dbt_environment(settings.warehouse_path, settings.duckdb_memory_limit, as_of),
-        "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
-        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+        "DBT_PROJECT_DIR": str(settings.dbt_project_dir),
+        "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
     }
     return subprocess.call([DBT_EXECUTABLE, *args.dbt_args], env=environment)
 
@@ -213,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--job", default="full_build", help="job to run (default: full_build)")
     run.add_argument(
         "--log-level", default="INFO", help="Dagster console log level (default: INFO)"
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild dbt's incremental models from scratch (after editing the event taxonomy)",
     )
     run.set_defaults(handler=_run)
 

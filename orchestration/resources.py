@@ -51,6 +51,10 @@ class LandingZoneResource(dg.ConfigurableResource):
     """The folder where event files (JSONL / Parquet) land."""
 
     path: str = Field(description="Folder of landed event files, searched recursively.")
+    enabled: bool = Field(
+        default=True,
+        description="Events are a source (SEGWH_SOURCES); off: raw.events stays empty.",
+    )
 
     @property
     def folder(self) -> Path:
@@ -64,12 +68,17 @@ class CrmResource(dg.ConfigurableResource):
     customers_table: str = "customers"
     orders_table: str = "orders"
     consents_table: str = "consents"
+    enabled: bool = Field(
+        default=True,
+        description="A CRM is a source (SEGWH_SOURCES); off: the raw CRM tables stay empty.",
+    )
 
     def source_table(self, entity: str) -> str:
         return getattr(self, f"{entity}_table")
 
-    def engine(self) -> sa.Engine:
-        return sa.create_engine(self.url)
+    def engine(self) -> sa.Engine | None:
+        """The CRM database; None when the CRM is not a source."""
+        return sa.create_engine(self.url) if self.enabled else None
 
 
 class AsOfResource(dg.ConfigurableResource):
@@ -178,12 +187,18 @@ class DbtResource(DbtCliResource):
         warehouse: WarehouseResource,
         as_of: str,
         tested_load_id: str,
+        *,
+        full_refresh: bool = False,
     ) -> DbtCliInvocation:
         """``dbt build`` of the step's selected models and seeds, and their data tests (dbt unit
-        tests check the SQL on fixed inputs: the test suite runs them, not production)."""
+        tests check the SQL on fixed inputs: the test suite runs them, not production);
+        ``full_refresh`` rebuilds the incremental models from scratch."""
         environment = dbt_environment(warehouse.path, warehouse.memory_limit, as_of, tested_load_id)
+        args = ["build", "--exclude-resource-type", "unit_test"]
+        if full_refresh:
+            args.append("--full-refresh")
         with dbt_environment_set(environment):  # the dbt subprocess starts inside cli()
-            return self.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
+            return self.cli(args, context=context)
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -192,8 +207,11 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "warehouse": WarehouseResource(
             path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit
         ),
-        "landing": LandingZoneResource(path=str(settings.landing_dir)),
+        "landing": LandingZoneResource(
+            path=str(settings.landing_dir), enabled="events" in settings.sources
+        ),
         "crm": CrmResource(
+            enabled="crm" in settings.sources,
             url=settings.crm_url,
             customers_table=settings.crm_customers_table,
             orders_table=settings.crm_orders_table,
@@ -223,5 +241,13 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             pseudonymization_key=dg.EnvVar(pseudonyms.KEY_ENV_VAR),
             raw_retention_days=settings.raw_retention_days,
         ),
-        "dbt": DbtResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        # the code location's manifest is the one of DBT_PROJECT_DIR (orchestration/dbt.py); a
+        # run may build a copy of that project with other seeds and vars (same models)
+        "dbt": DbtResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+        if settings.dbt_project_dir == dbt_project.project_dir
+        else DbtResource(
+            project_dir=str(settings.dbt_project_dir),
+            profiles_dir=str(settings.dbt_project_dir),
+            dbt_executable=DBT_EXECUTABLE,
+        ),
     }

@@ -21,11 +21,32 @@ from pathlib import Path
 from warehouse.connection import DEFAULT_MEMORY_LIMIT, session_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+DBT_PROJECT_DIR_VARIABLE = "SEGWH_DBT_PROJECT_DIR"
+# The dbt project this process builds: the code location's assets come from its manifest.
+DBT_PROJECT_DIR = Path(
+    os.environ.get(DBT_PROJECT_DIR_VARIABLE, "").strip() or PROJECT_DIR / "dbt_project"
+).resolve()
 
 
 def _path(value: str) -> Path:
     return Path(value).expanduser().resolve()
+
+
+SOURCES = ("events", "crm")
+"""The kinds of source data a deployment may have: landed event files and a CRM database."""
+
+
+def _sources(value: str) -> tuple[str, ...]:
+    """``events,crm`` (both), ``events`` (no CRM) or ``crm`` (no clickstream)."""
+    given = tuple(dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip()))
+    unknown = [part for part in given if part not in SOURCES]
+    if unknown or not given:
+        raise ValueError(
+            f"SEGWH_SOURCES={value!r}: expected a comma-separated list of {', '.join(SOURCES)} "
+            "(e.g. 'events,crm', 'events' for a clickstream without a CRM, 'crm' for order "
+            "history without a clickstream)"
+        )
+    return given
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,15 @@ ENVIRONMENT_VARIABLES = (
         parse=_path,
     ),
     EnvironmentVariable(
+        "SEGWH_SOURCES",
+        "sources",
+        "events,crm",
+        "the sources this deployment has: `events,crm`, `events` (clickstream only: order "
+        "features come from purchase events) or `crm` (orders only: no sessions); a source not "
+        "listed is not read and its minimum-row checks do not apply",
+        parse=_sources,
+    ),
+    EnvironmentVariable(
         "SEGWH_CRM_URL",
         "crm_url",
         "sqlite:///$SEGWH_DATA_DIR/sample/crm.sqlite",
@@ -77,6 +107,15 @@ ENVIRONMENT_VARIABLES = (
         "warehouse_path",
         "$SEGWH_DATA_DIR/warehouse.duckdb",
         "the working DuckDB warehouse file (one writer; BI tools never open it)",
+        parse=_path,
+    ),
+    EnvironmentVariable(
+        DBT_PROJECT_DIR_VARIABLE,
+        "dbt_project_dir",
+        "<project>/dbt_project",
+        "the dbt project runs build: its seeds are the editable rules (event taxonomy, segments, "
+        "exchange rates, ...) and its vars the business rules; point it at your own copy of "
+        "dbt_project/ to keep them outside this checkout (models must keep their names)",
         parse=_path,
     ),
     EnvironmentVariable(
@@ -198,6 +237,8 @@ class Settings:
     crm_orders_table: str
     crm_consents_table: str
     warehouse_path: Path
+    dbt_project_dir: Path = DBT_PROJECT_DIR
+    sources: tuple[str, ...] = SOURCES
     as_of: str = ""
     duckdb_memory_limit: str = _DEFAULTS["duckdb_memory_limit"]
     serving_dir: Path | None = None  # None: <data_dir>/serving

@@ -1,8 +1,11 @@
 """Expectation suite for the dbt view ``staging.stg_clickstream__events`` (human events, typed).
 
 Blocking: the row count did not collapse since the previous run; the newest event at or before
-the run's ``as_of`` is not older than ``FRESHNESS_BLOCKING_HOURS``. Warnings: ... not older than
-``FRESHNESS_WARNING_HOURS``; the row count did not jump; page types are known ones (``mostly``).
+the run's ``as_of`` is not older than ``FRESHNESS_BLOCKING_HOURS``; at most
+``UNMAPPED_EVENT_SHARE_BLOCKING`` of the events have an event type the event taxonomy seed does
+not know. Warnings: ... not older than ``FRESHNESS_WARNING_HOURS``; the row count did not jump;
+page types are known ones (``mostly``); every event type is in the taxonomy (the unmapped ones
+with their counts and shares).
 
 The structural rules of the staged events (the documented columns exist, ``event_id`` never
 null and unique, every event has a type, an ``occurred_at`` and an anonymous id or user id) are
@@ -25,24 +28,35 @@ from expectations.thresholds import (
     FRESHNESS_BLOCKING_HOURS,
     FRESHNESS_WARNING_HOURS,
     PAGE_TYPE_MOSTLY,
+    UNMAPPED_EVENT_SHARE_BLOCKING,
 )
 
-from .common import WARNING, row_count_vs_previous, severity_kwargs, suite, utc_naive
+from .common import BATCH, WARNING, row_count_vs_previous, severity_kwargs, suite, utc_naive
 
 SUITE_NAME = "stg_events"
 TABLE = "staging.stg_clickstream__events"
 
 ID_COLUMN = "event_id"
 PAGE_TYPES = ["home", "category", "product", "content", "cart", "checkout", "search", "account"]
+# The event taxonomy seed (dbt): event types it has no row for have no role in the models.
+TAXONOMY_TABLE = "seeds.event_taxonomy"
+TAXONOMY_FIX = (
+    "map them to roles in dbt_project/seeds/event_taxonomy.csv (one row per event type: role "
+    "and whether it counts as a page view; README, 'Bring your own data')"
+)
 
 
 def build_suite(
-    previous_row_count: int | None = None, as_of: datetime | None = None
+    previous_row_count: int | None = None,
+    as_of: datetime | None = None,
+    events_expected: bool = True,
 ) -> gx.ExpectationSuite:
     """The ``stg_events`` suite. ``previous_row_count`` adds the row-count bounds, ``as_of``
-    the freshness of the newest event."""
-    blocking = row_count_vs_previous(SUITE_NAME, previous_row_count)
+    the freshness of the newest event unless ``events_expected`` is False (a deployment without
+    a clickstream has no newest event)."""
+    blocking = [*row_count_vs_previous(SUITE_NAME, previous_row_count), unmapped_events_at_most()]
     warnings: list[gxe.Expectation] = [
+        unmapped_event_types(),
         gxe.ExpectColumnValuesToBeInSet(
             column="page_type",
             value_set=PAGE_TYPES,
@@ -54,7 +68,7 @@ def build_suite(
             ),
         ),
     ]
-    if as_of is not None:
+    if as_of is not None and events_expected:
         blocking.append(newest_event_within(as_of, FRESHNESS_BLOCKING_HOURS, severity=None))
         warnings.append(newest_event_within(as_of, FRESHNESS_WARNING_HOURS, severity=WARNING))
     return suite(SUITE_NAME, TABLE, blocking + warnings, id_columns=[ID_COLUMN])
@@ -77,4 +91,37 @@ def newest_event_within(
             f"{hours} hours old"
         ),
         **severity_kwargs(severity),
+    )
+
+
+_UNMAPPED = f"event_type NOT IN (SELECT lower(trim(event_type)) FROM {TAXONOMY_TABLE})"
+
+
+def unmapped_event_types() -> gxe.Expectation:
+    """Warning: every event type is in the taxonomy; the examples are the unmapped types, most
+    frequent first, with their event counts and shares of all events."""
+    return gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query=(
+            f"SELECT event_type, count(*) AS events, "
+            f"round(count(*) / (SELECT count(*) FROM {BATCH}), 4) AS share_of_events "
+            f"FROM {BATCH} WHERE {_UNMAPPED} GROUP BY event_type ORDER BY events DESC"
+        ),
+        severity=WARNING,
+        description=f"every event type is in the event taxonomy; if not, {TAXONOMY_FIX}",
+    )
+
+
+def unmapped_events_at_most(share: float = UNMAPPED_EVENT_SHARE_BLOCKING) -> gxe.Expectation:
+    """Blocking: at most ``share`` of the events have an event type the taxonomy lacks (one
+    unexpected row, with the counts, when more do)."""
+    return gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query=(
+            f"SELECT count(*) FILTER (WHERE {_UNMAPPED}) AS unmapped_events, "
+            f"count(*) AS events FROM {BATCH} "
+            f"HAVING count(*) FILTER (WHERE {_UNMAPPED}) > {share} * count(*)"
+        ),
+        description=(
+            f"at most {share:.0%} of the events have an event type that is not in the event "
+            f"taxonomy; if more do, {TAXONOMY_FIX}"
+        ),
     )

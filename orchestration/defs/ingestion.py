@@ -51,7 +51,9 @@ def raw_events(
     landing: LandingZoneResource,
     privacy: PrivacyResource,
 ) -> dg.MaterializeResult:
-    files = discover_files(landing.folder)
+    if not landing.enabled:
+        context.log.info("events are not a source (SEGWH_SOURCES): raw.events stays empty")
+    files = discover_files(landing.folder) if landing.enabled else []
     if config.files:
         wanted = {str(Path(f).resolve()) for f in config.files}
         missing = wanted - {str(f.path) for f in files}
@@ -141,7 +143,8 @@ def raw_crm_tables(
                     },
                 )
     finally:
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()
 
 
 def build_defs() -> dg.Definitions:

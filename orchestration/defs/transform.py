@@ -26,6 +26,14 @@ ML_OUTPUT_READERS = "stg_ml__churn_scores+"
 
 
 class DbtBuildConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False,
+        description=(
+            "Rebuild the incremental models from scratch (dbt --full-refresh): needed after an "
+            "edit of the event taxonomy seed or the bot pattern, which change events already "
+            "stitched and sessionized. Costs a full rebuild of sessions and features."
+        ),
+    )
     only_rows_of_this_run: bool = Field(
         default=False,
         description=(
@@ -87,7 +95,9 @@ def _build_dbt_step(step: DbtStep) -> dg.AssetsDefinition:
             as_of_value,
             f"the events of load {tested_load_id}" if tested_load_id else "every event",
         )
-        invocation = dbt.build(context, warehouse, as_of_value, tested_load_id)
+        invocation = dbt.build(
+            context, warehouse, as_of_value, tested_load_id, full_refresh=config.full_refresh
+        )
         yield from _with_table_metadata(context, invocation, warehouse)
 
     return _dbt_step

@@ -29,15 +29,17 @@ import pytest
 from expectations import ExpectationOutcome, SuiteOutcome, validate_table
 from expectations.suites import SUITE_BUILDERS, SUITE_TABLES, load_suite, suite_parameters
 from expectations.suites import crm_customers as crm_customers_suite
-from expectations.suites.common import row_count_vs_previous
+from expectations.suites.common import row_count_vs_previous, suite
+from expectations.suites.stg_events import unmapped_events_at_most
 from expectations.thresholds import (
     REJECTED_SHARE_BLOCKING,
     REJECTED_SHARE_WARNING,
     SEGMENT_SHARE_MIN_POPULATION,
     row_count_bounds,
 )
+from ingestion.events import DDL as EVENTS_DDL
 from orchestration.checks import expectation_check, previous_row_count
-from orchestration.resources import AsOfResource, WarehouseResource
+from orchestration.resources import AsOfResource, LandingZoneResource, WarehouseResource
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 AS_OF_SQL = "TIMESTAMP '2026-11-01 00:00:00'"
@@ -95,6 +97,9 @@ CREATE TABLE staging.stg_clickstream__events AS SELECT
     {AS_OF_SQL} - (i * INTERVAL 10 MINUTE) AS occurred_at, 'load-1' AS load_id
 FROM range(-3, {EVENTS}) AS t(i) WHERE i <> 0;
 
+CREATE TABLE seeds.event_taxonomy AS SELECT * FROM (VALUES
+    ('page_view', NULL, 'page_view', true), ('Product Viewed', NULL, 'product_view', false)
+) AS t(event_type, page_type, role, counts_as_page_view);
 CREATE TABLE seeds.segments AS SELECT * FROM (VALUES
     ('frequent_visitor', 'Frequent visitors', 'micro_segment', NULL),
     ('cart_abandoner', 'Cart abandoners', 'micro_segment', NULL),
@@ -363,6 +368,21 @@ BAD_CASES = {
         blocking=False,
         params={"as_of": AS_OF + timedelta(hours=26)},
     ),
+    # the event taxonomy: an event type without a row warns, with its count (seed names are
+    # compared in lower case, as staging lowercases event types)
+    "an-event-type-the-taxonomy-lacks": Bad(
+        "stg_events",
+        [
+            "UPDATE staging.stg_clickstream__events SET event_type = 'home' "
+            "WHERE event_id IN ('e1', 'e2')",
+            "UPDATE staging.stg_clickstream__events SET event_type = 'product viewed' "
+            "WHERE event_id = 'e3'",
+        ],
+        "every event type is in the event taxonomy",
+        blocking=False,
+        unexpected=1,
+        example={"event_type": "home", "events": 2},
+    ),
     # TRY_CAST parseability of raw text
     "amount-not-a-number": Bad(
         "crm_orders",
@@ -494,6 +514,42 @@ def test_events_a_week_old_block_and_events_after_as_of_do_not_count(
     assert failures(validate(good_warehouse, "stg_events", as_of=AS_OF - timedelta(hours=30))) == []
 
 
+def test_without_a_clickstream_no_event_is_expected(good_warehouse: Path, tmp_path: Path) -> None:
+    """SEGWH_SOURCES=crm: empty event tables pass; with events expected they block, and the
+    failure names the setting."""
+    path = spoiled(
+        good_warehouse, tmp_path, EVENTS_DDL, "DELETE FROM staging.stg_clickstream__events"
+    )
+    (empty,) = failures(validate(path, "raw_events"))
+    assert empty.blocking and "SEGWH_SOURCES=crm" in empty.description
+    assert failures(validate(path, "raw_events", events_expected=False)) == []
+    assert not validate(path, "stg_events", as_of=AS_OF).success  # no newest event
+    assert validate(path, "stg_events", as_of=AS_OF, events_expected=False).success
+
+
+def test_unmapped_event_types_block_above_their_share(good_warehouse: Path, tmp_path: Path) -> None:
+    # a third of the events (167 of 502) get a name the taxonomy does not know
+    path = spoiled(
+        good_warehouse,
+        tmp_path,
+        "UPDATE staging.stg_clickstream__events SET event_type = 'catalog' "
+        "WHERE CAST(substr(event_id, 2) AS INTEGER) % 3 = 0",
+    )
+    outcome = validate(path, "stg_events")
+    assert not outcome.success
+    (blocking,) = outcome.failed_blocking
+    assert blocking.description.startswith("at most 25% of the events have an event type")
+    assert "seeds/event_taxonomy.csv" in blocking.description
+    assert blocking.unexpected_examples == [{"unmapped_events": 167, "events": 502}]
+    (warning,) = outcome.failed_warnings
+    assert warning.unexpected_examples == [
+        {"event_type": "catalog", "events": 167, "share_of_events": 0.3327}
+    ]
+    # the share is a setting (expectations/thresholds.py): at 40% the same events pass
+    lenient = suite("lenient", SUITE_TABLES["stg_events"], [unmapped_events_at_most(0.4)])
+    assert validate_table(path, SUITE_TABLES["stg_events"], lenient).success
+
+
 def test_rejected_share_blocks_above_the_higher_threshold(
     good_warehouse: Path, tmp_path: Path
 ) -> None:
@@ -543,7 +599,8 @@ def test_row_count_bounds_come_from_the_thresholds() -> None:
 
 def test_suites_of_dbt_models_leave_structural_rules_to_dbt() -> None:
     """dbt tests own the structural rules of the tables dbt builds; their suites block only on
-    the row count against the previous run and on freshness (warnings may judge shares)."""
+    the row count against the previous run, on freshness and on the share of events without a
+    role (warnings may judge shares)."""
     dbt_built = [name for name, table in SUITE_TABLES.items() if not table.startswith("raw.")]
     assert {"stg_events", "person_features", "content_decisions"} <= set(dbt_built)
     for name in dbt_built:
@@ -555,6 +612,7 @@ def test_suites_of_dbt_models_leave_structural_rules_to_dbt() -> None:
         assert blocking <= {
             "expect_table_row_count_to_be_between",
             "expect_column_max_to_be_between",  # the newest staged event's age
+            "unexpected_rows_expectation",  # the share of events the taxonomy does not know
         }, (name, blocking)
 
 
@@ -582,7 +640,7 @@ def test_crm_suites_check_the_contract_ingestion_copies_with(
 
 
 def test_suites_declare_their_per_run_parameters() -> None:
-    assert suite_parameters("stg_events") == {"previous_row_count", "as_of"}
+    assert suite_parameters("stg_events") == {"previous_row_count", "as_of", "events_expected"}
     assert suite_parameters("event_load") == {"load_id"}
     assert suite_parameters("crm_customers") == {"previous_row_count"}
     with pytest.raises(TypeError, match="as_of"):
@@ -628,6 +686,7 @@ def _materialize(
         resources={
             "warehouse": WarehouseResource(path=str(warehouse)),
             "as_of": AsOfResource(**kw),
+            "landing": LandingZoneResource(path=str(warehouse.parent / "landing")),
         },
         raise_on_error=False,
     )

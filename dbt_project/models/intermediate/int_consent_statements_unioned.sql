@@ -1,6 +1,6 @@
 {#- Every consent statement of every person at or before as_of: the CRM consents table and
-    consent_updated events (properties.purpose, properties.granted), attributed to the person of
-    the customer id or of the event. Statements without a purpose or a readable yes/no are
+    the events of taxonomy role consent_update (properties.purpose, properties.granted),
+    attributed to the person of the customer id or of the event. Statements without a purpose or a readable yes/no are
     ignored. -#}
 
 {%- set as_of = as_of_timestamp() -%}
@@ -22,7 +22,7 @@ crm_consents as (
 consent_events as (
 
     select * from {{ ref('int_events_stitched') }}
-    where event_type = 'consent_updated'
+    where is_consent_update
 
 ),
 

@@ -24,8 +24,8 @@
     after the latest stitched_at moved since, so finding them costs in proportion to the
     identifiers, not to the stored events. The pre-hook drops the events after as_of when as_of
     moved back. The result equals a full rebuild (tests/dbt/test_dbt_sessions.py). A
-    change of the bot pattern or of the event taxonomy vars needs --full-refresh, as any change
-    of an incremental model's logic does.
+    change of the bot pattern or of the event taxonomy (seeds/event_taxonomy.csv) needs
+    --full-refresh, as any change of an incremental model's logic does.
 -#}
 
 with
@@ -148,24 +148,57 @@ stitched as (
 
 ),
 
+taxonomy as (
+
+    select
+        lower(trim(event_type)) as event_type,
+        nullif(lower(trim(page_type)), '') as page_type,
+        role,
+        counts_as_page_view
+    from {{ ref('event_taxonomy') }}
+
+),
+
 with_roles as (
+
+    -- the role of each event from the taxonomy seed: the row of its event type and page type,
+    -- else the row of its event type alone; an event type without a row has no role
+    select
+        stitched.*,
+        coalesce(by_page_type.role, by_event_type.role) as event_role,
+        coalesce(by_page_type.counts_as_page_view, by_event_type.counts_as_page_view, false)
+            as is_page_view
+    from stitched
+    left join taxonomy as by_page_type
+        on
+            stitched.event_type = by_page_type.event_type
+            and stitched.page_type = by_page_type.page_type
+    left join taxonomy as by_event_type
+        on
+            stitched.event_type = by_event_type.event_type
+            and by_event_type.page_type is null
+
+),
+
+with_flags as (
 
     select
         *,
-        event_type in {{ quoted_literal_list(var('page_view_event_types')) }} as is_page_view,
-        event_type in {{ quoted_literal_list(var('page_view_event_types')) }}
-        and page_type in {{ quoted_literal_list(var('content_page_types')) }}
+        is_page_view and page_type in {{ quoted_literal_list(var('content_page_types')) }}
             as is_content_page_view,
-        event_type = 'product_view' as is_product_view,
-        event_type = 'add_to_cart' as is_add_to_cart,
-        event_type = 'checkout_start' as is_checkout_start,
-        event_type = 'purchase' as is_purchase,
-        event_type = 'filter_applied' as is_filter,
-        event_type = 'filter_applied'
-        and coalesce(filter_name in {{ quoted_literal_list(var('price_filter_names')) }}, false)
-            as is_price_filter
-    from stitched
+        coalesce(event_role = 'product_view', false) as is_product_view,
+        coalesce(event_role = 'add_to_cart', false) as is_add_to_cart,
+        coalesce(event_role = 'checkout_start', false) as is_checkout_start,
+        coalesce(event_role = 'purchase', false) as is_purchase,
+        coalesce(event_role = 'filter', false) as is_filter,
+        coalesce(event_role = 'consent_update', false) as is_consent_update,
+        coalesce(
+            event_role = 'filter'
+            and filter_name in {{ quoted_literal_list(var('price_filter_names')) }},
+            false
+        ) as is_price_filter
+    from with_roles
 
 )
 
-select * from with_roles
+select * from with_flags

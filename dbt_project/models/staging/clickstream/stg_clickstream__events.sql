@@ -58,23 +58,17 @@ renamed as (
         category,
         upper(currency) as currency,
         lower(device_type) as device_type,
-        -- only the properties models use: free-form properties may hold personal data
-        case
-            when lower(event_type) = 'filter_applied'
-                then json_extract_string(properties, '$.filter')
-        end as filter_name,
-        case
-            when lower(event_type) = 'purchase'
-                then json_extract_string(properties, '$.discount_code')
-        end as discount_code,
-        case
-            when lower(event_type) = 'consent_updated'
-                then lower(trim(json_extract_string(properties, '$.purpose')))
-        end as consent_purpose,
-        case
-            when lower(event_type) = 'consent_updated'
-                then try_cast(json_extract_string(properties, '$.granted') as boolean)
-        end as consent_is_granted,
+        -- only the properties models use (free-form properties may hold personal data); what
+        -- an event is, and so which of them matter, comes from the event taxonomy seed
+        -- (int_events_stitched): a filter's name, an order's discount code (Segment: coupon),
+        -- a consent statement's purpose and yes/no
+        json_extract_string(properties, '$.filter') as filter_name,
+        coalesce(
+            json_extract_string(properties, '$.discount_code'),
+            json_extract_string(properties, '$.coupon')
+        ) as discount_code,
+        lower(trim(json_extract_string(properties, '$.purpose'))) as consent_purpose,
+        try_cast(json_extract_string(properties, '$.granted') as boolean) as consent_is_granted,
 
         -- numerics
         price,
