@@ -2,6 +2,19 @@
 
 Everything happens inside DuckDB with its own readers; Python only lists files and hashes them.
 
+Two landing shapes, told apart per line (or Parquet row), so one file may mix them; both are
+declared in ``contracts/events.toml``:
+- the flat contract (``fields``): one key per raw.events column, anything else kept in
+  ``properties``;
+- Segment-spec messages (``[segment]``), as Segment's and RudderStack's SDKs send them and their
+  S3/GCS destinations write them: a line whose top-level ``type`` is one of track, page, screen,
+  identify, alias, group and that has no ``event_type`` (absent or null). Its fields are mapped
+  to the contract columns by JSON paths (``messageId`` -> event_id, ``timestamp`` else
+  ``originalTimestamp`` -> occurred_at, ``context.page.url`` -> page_url, a track's ``event`` ->
+  event_type, an alias's ``previousId`` -> anonymous_id, ...); raw.events.properties keeps the
+  message's properties (identify, group: traits) and its other top-level keys (context, ...).
+  Then the same contract checks and reject reasons apply (no messageId: missing_event_id).
+
 Accounting, per file: ``landed = loaded + rejected + duplicate + suppressed``.
 - landed: non-blank lines of a JSONL file (blank lines are not events), rows of a Parquet file;
 - rejected: rows that break the raw event contract (``contracts/events.toml``), kept in
@@ -23,7 +36,7 @@ import json
 import logging
 import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,15 +54,16 @@ CONTRACT_PATH = Path(__file__).parent / "contracts" / "events.toml"
 """The raw event contract, the one declaration of the fields a landed event may carry."""
 
 
-def _read_contract(path: Path) -> list[dict]:
+def _read_contract(path: Path) -> dict:
     with path.open("rb") as handle:
-        fields = tomllib.load(handle)["fields"]
-    if not any(field.get("identity") for field in fields):
+        contract = tomllib.load(handle)
+    if not any(field.get("identity") for field in contract["fields"]):
         raise ValueError(f"{path}: no identity field (anonymous_id, user_id)")
-    return fields
+    return contract
 
 
-_FIELDS = _read_contract(CONTRACT_PATH)
+_CONTRACT = _read_contract(CONTRACT_PATH)
+_FIELDS = _CONTRACT["fields"]
 
 # (column, DuckDB type) of raw.events in contract order; typed columns are cast with TRY_CAST
 # and a present-but-uncastable value rejects the row with reason invalid_<column>.
@@ -64,6 +78,77 @@ REJECT_REASONS = (
     *(f"missing_{name}" for name in REQUIRED_FIELDS),
     "missing_identity",
     *(f"invalid_{name}" for name in TYPED_COLUMNS),
+)
+
+
+@dataclass(frozen=True)
+class SegmentMapping:
+    """How a Segment-spec message maps to the contract (``[segment]`` in contracts/events.toml).
+
+    ``fields[type][column]``: the JSON paths tried in order for that column, ``properties[type]``:
+    the top-level key whose object becomes ``raw.events.properties``, ``consumed[type]``: the
+    top-level keys not kept in properties (the first path of a field, the properties object).
+    """
+
+    types: tuple[str, ...]
+    fields: dict[str, dict[str, tuple[str, ...]]]
+    properties: dict[str, str]
+    consumed: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def from_contract(cls, section: dict, columns: tuple[str, ...]) -> SegmentMapping:
+        types = tuple(section["types"])
+        defaults = section["fields"]
+        by_type = section.get("by_type", {})
+        unknown = set(by_type) - set(types)
+        if unknown:
+            raise ValueError(f"segment.by_type: {sorted(unknown)} not in segment.types")
+        fields: dict[str, dict[str, tuple[str, ...]]] = {}
+        properties: dict[str, str] = {}
+        consumed: dict[str, tuple[str, ...]] = {}
+        for kind in types:
+            merged = {**defaults, **by_type.get(kind, {})}
+            source = merged.pop("properties")
+            if set(merged) != set(columns):
+                raise ValueError(
+                    f"segment ({kind}): map exactly the contract fields; "
+                    f"missing {sorted(set(columns) - set(merged))}, "
+                    f"unknown {sorted(set(merged) - set(columns))}"
+                )
+            fields[kind] = {column: tuple(merged[column]) for column in columns}
+            properties[kind] = source
+            firsts = (paths[0] for paths in fields[kind].values() if paths)
+            consumed[kind] = (*dict.fromkeys(p for p in firsts if "." not in p), source)
+        return cls(types, fields, properties, consumed)
+
+    def shape(self) -> dict:
+        """The json_transform shape of the message keys the mapping reads (``properties.*``
+        paths excluded: they are read from the properties object, see ``properties_shape``)."""
+        shape: dict = {source: "JSON" for source in self.properties.values()}
+        for path in self._paths():
+            if path.startswith("properties."):
+                continue
+            *parents, leaf = path.split(".")
+            node = shape
+            for parent in parents:
+                node = node.setdefault(parent, {})
+                if not isinstance(node, dict):
+                    raise ValueError(f"segment path {path}: {parent} is not an object")
+            if isinstance(node.get(leaf), dict) or node.get(leaf) == "JSON":
+                raise ValueError(f"segment path {path}: {leaf} is an object")
+            node[leaf] = "VARCHAR"
+        return shape
+
+    def properties_shape(self) -> dict:
+        keys = (p.removeprefix("properties.") for p in self._paths() if p.startswith("properties."))
+        return {key: "VARCHAR" for key in dict.fromkeys(keys)}
+
+    def _paths(self) -> list[str]:
+        return [p for per_type in self.fields.values() for ps in per_type.values() for p in ps]
+
+
+SEGMENT = SegmentMapping.from_contract(
+    _CONTRACT["segment"], tuple(name for name, _ in EVENT_COLUMNS)
 )
 
 DDL = f"""
@@ -222,31 +307,91 @@ def _landed_lines_sql(files: list[LandingFile]) -> str:
     return "\nUNION ALL\n".join(parts)
 
 
-def _validated_sql(landed_table: str) -> str:
-    """Parse, type and classify every landed record; one row per record.
+def _merge_shapes(flat: dict, segment: dict) -> dict:
+    """One json_transform shape for both landing shapes (a key in both must agree)."""
+    merged = dict(flat)
+    for key, kind in segment.items():
+        if key in merged and merged[key] != kind:
+            raise ValueError(f"segment path {key}: also a flat field of another type")
+        merged[key] = kind
+    return merged
 
-    Each line is parsed once: ``json_transform`` extracts every contract field as text in one
-    pass (``->>`` per field would re-parse the document each time, ~8x slower). The payload is
-    kept only for rejected rows.
+
+def _segment_path_sql(path: str) -> str:
+    """The text of one Segment path: ``f`` is the message, ``p`` its properties object."""
+    if path.startswith("properties."):
+        return f'p."{path.removeprefix("properties.")}"'
+    return "f." + ".".join(f'"{part}"' for part in path.split("."))
+
+
+def _first_of_sql(paths: tuple[str, ...]) -> str:
+    values = [f"nullif({_segment_path_sql(path)}, '')" for path in paths]
+    if not values:
+        return "NULL::VARCHAR"
+    return values[0] if len(values) == 1 else f"coalesce({', '.join(values)})"
+
+
+def _by_segment_type_sql(value_of: Callable[[str], str]) -> str:
+    """``CASE f.type WHEN ... END`` over the Segment types, one WHEN per type whose value
+    differs from the most common one (the ELSE)."""
+    values = {kind: value_of(kind) for kind in SEGMENT.types}
+    default = max(values.values(), key=list(values.values()).count)
+    whens = [f"WHEN {_sql_str(kind)} THEN {v}" for kind, v in values.items() if v != default]
+    return f"CASE f.type {' '.join(whens)} ELSE {default} END" if whens else default
+
+
+def _sql_list(names: tuple[str, ...]) -> str:
+    return "[" + ", ".join(_sql_str(name) for name in names) + "]"
+
+
+def _sql_tuple(names: tuple[str, ...]) -> str:
+    return "(" + ", ".join(_sql_str(name) for name in names) + ")"
+
+
+def _validated_sql(landed_table: str) -> str:
+    """Parse, map, type and classify every landed record; one row per record.
+
+    Each line is parsed once: ``json_transform`` extracts every contract field, and every key
+    the Segment mapping reads, as text in one pass (``->>`` per field would re-parse the document
+    each time, ~8x slower). A Segment message's properties object (small) is transformed once
+    more for its ``properties.*`` paths. The payload is kept only for rejected rows.
     """
-    shape = json.dumps({**{name: "VARCHAR" for name, _ in EVENT_COLUMNS}, "properties": "JSON"})
+    flat_shape = {**{name: "VARCHAR" for name, _ in EVENT_COLUMNS}, "properties": "JSON"}
+    shape = json.dumps(_merge_shapes(flat_shape, SEGMENT.shape()))
+    properties_shape = json.dumps(SEGMENT.properties_shape())
+    is_segment = f"f.type IN {_sql_tuple(SEGMENT.types)} AND f.event_type IS NULL"
+    flat_extra_keys = (
+        f"list_filter(keys, lambda k: NOT list_contains({_sql_list(KNOWN_FIELDS)}, k))"
+    )
+    mapped = ",\n".join(
+        f"{name} := CASE WHEN is_segment THEN "
+        + _by_segment_type_sql(lambda kind, name=name: _first_of_sql(SEGMENT.fields[kind][name]))
+        + f" ELSE f.{name} END"
+        for name, _ in EVENT_COLUMNS
+    )
+    source_properties = _by_segment_type_sql(lambda kind: f'f."{SEGMENT.properties[kind]}"')
+    segment_extra_keys = _by_segment_type_sql(
+        lambda kind: (
+            f"list_filter(keys, lambda k: NOT list_contains("
+            f"{_sql_list(SEGMENT.consumed[kind])}, k))"
+        )
+    )
     typed = ",\n".join(
-        f"f.{name} AS {name}" if kind == "VARCHAR" else f"TRY_CAST(f.{name} AS {kind}) AS {name}"
+        f"v.{name} AS {name}" if kind == "VARCHAR" else f"TRY_CAST(v.{name} AS {kind}) AS {name}"
         for name, kind in EVENT_COLUMNS
     )
     # a required field: missing, then (when typed) invalid; an optional typed field: invalid
     required_checks = "\n".join(
-        f"WHEN nullif(trim(f.{name}), '') IS NULL THEN 'missing_{name}'"
+        f"WHEN nullif(trim(v.{name}), '') IS NULL THEN 'missing_{name}'"
         + (f"\nWHEN {name} IS NULL THEN 'invalid_{name}'" if name in TYPED_COLUMNS else "")
         for name in REQUIRED_FIELDS
     )
-    no_identity = " AND ".join(f"nullif(trim(f.{name}), '') IS NULL" for name in IDENTITY_FIELDS)
+    no_identity = " AND ".join(f"nullif(trim(v.{name}), '') IS NULL" for name in IDENTITY_FIELDS)
     invalid_checks = "\n".join(
-        f"WHEN f.{name} IS NOT NULL AND {name} IS NULL THEN 'invalid_{name}'"
+        f"WHEN v.{name} IS NOT NULL AND {name} IS NULL THEN 'invalid_{name}'"
         for name in TYPED_COLUMNS
         if name not in REQUIRED_FIELDS
     )
-    known = ", ".join(_sql_str(name) for name in KNOWN_FIELDS)
     return f"""
     WITH parsed AS (
         SELECT _source_file, line,
@@ -256,18 +401,41 @@ def _validated_sql(landed_table: str) -> str:
     extracted AS (
         SELECT _source_file, line, j,
                json_transform(j, {_sql_str(shape)}) AS f,
-               list_filter(json_keys(j), lambda k: NOT list_contains([{known}], k)) AS extra_keys
+               json_keys(j) AS keys
         FROM parsed
     ),
-    typed AS (
-        SELECT _source_file, line, j, f, extra_keys,
-               {typed},
-               CASE json_type(f.properties)
-                   WHEN 'OBJECT' THEN f.properties
-                   WHEN 'VARCHAR' THEN CASE WHEN json_valid(f.properties->>'$')
-                                            THEN (f.properties->>'$')::JSON END
-               END AS given_properties
+    detected AS (
+        SELECT _source_file, line, j, f,
+               coalesce({is_segment}, false) AS is_segment,
+               CASE WHEN is_segment THEN {segment_extra_keys}
+                    ELSE {flat_extra_keys}
+               END AS extra_keys,
+               CASE WHEN is_segment THEN {source_properties} ELSE f.properties END AS given
         FROM extracted
+    ),
+    given AS (
+        SELECT _source_file, line, j, f, is_segment, extra_keys,
+               CASE json_type(given)
+                   WHEN 'OBJECT' THEN given
+                   WHEN 'VARCHAR' THEN CASE WHEN json_valid(given->>'$')
+                                            THEN (given->>'$')::JSON END
+               END AS given_properties
+        FROM detected
+    ),
+    mapped AS (
+        SELECT _source_file, line, j, extra_keys, given_properties, is_segment,
+               struct_pack({mapped}) AS v
+        FROM (
+            SELECT *, CASE WHEN is_segment
+                           THEN json_transform(given_properties, {_sql_str(properties_shape)})
+                      END AS p
+            FROM given
+        )
+    ),
+    typed AS (
+        SELECT _source_file, line, j, v, extra_keys, given_properties,
+               {typed}
+        FROM mapped
     ),
     classified AS (
         SELECT *,
