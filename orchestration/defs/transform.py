@@ -63,7 +63,8 @@ def _build_dbt_step(step: DbtStep) -> dg.AssetsDefinition:
     @dbt_assets(
         name=step.name,
         manifest=dbt_project.manifest_path,
-        project=dbt_project,
+        # no project=: dbt then runs in the dbt resource's project_dir (a run may build a copy
+        # of the project with its own seeds and vars, SEGWH_DBT_PROJECT_DIR)
         select=step.select,
         exclude=step.exclude,
         dagster_dbt_translator=LayeredDbtTranslator(),

@@ -1,0 +1,223 @@
+"""Integration: bringing your own data (real Dagster runs on small fixtures): the deployment
+modes (SEGWH_SOURCES: CRM only, events only), an event vocabulary mapped in the taxonomy seed,
+Segment-spec landing files."""
+
+import dataclasses
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dbt_helpers import copy_project
+from own_data_fixtures import (
+    CRM_AS_OF,
+    FOREIGN_EXPECTED,
+    FOREIGN_SESSIONS,
+    FOREIGN_TAXONOMY_ROWS,
+    SEGMENT_EMAIL,
+    SEGMENT_EXPECTED,
+    UNMAPPED_EVENT_TYPE,
+    append_seed_rows,
+    write_crm,
+    write_foreign_clickstream,
+    write_segment_file,
+)
+
+from orchestration.definitions import build_definitions
+from sample_data import DEFAULT_AS_OF
+from warehouse.connection import connect
+from warehouse.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def _settings(tmp_path: Path, sample, **changes) -> Settings:
+    settings = Settings(
+        data_dir=tmp_path,
+        landing_dir=sample.landing_dir,
+        crm_url=sample.crm_url,
+        crm_customers_table="customers",
+        crm_orders_table="orders",
+        crm_consents_table="consents",
+        warehouse_path=tmp_path / "warehouse.duckdb",
+        as_of=DEFAULT_AS_OF.isoformat(),
+    )
+    return dataclasses.replace(settings, **changes)
+
+
+def _run_full_build(settings: Settings, instance: dg.DagsterInstance):
+    job = build_definitions(settings).resolve_job_def("full_build")
+    return job.execute_in_process(instance=instance, raise_on_error=False)
+
+
+def _failed_checks(result) -> list[str]:
+    return [
+        event.event_specific_data.check_name
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        and not event.event_specific_data.passed
+        and event.event_specific_data.severity == dg.AssetCheckSeverity.ERROR
+    ]
+
+
+def _scalar(settings: Settings, sql: str):
+    with connect(settings.warehouse_path, read_only=True) as con:
+        return con.execute(sql).fetchone()[0]
+
+
+def _published(settings: Settings, sql: str):
+    path = settings.resolved_serving_dir / "segments.duckdb"
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchone()[0]
+
+
+def _materialization_metadata(result, key: dg.AssetKey) -> dict:
+    return next(
+        event.event_specific_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == key
+    )
+
+
+def test_crm_only_runs_end_to_end_from_orders(tmp_path, instance):
+    """SEGWH_SOURCES=crm with a CRM this project did not generate (900 buyers over 20
+    months) and no landing folder at all: features, RFM, segments, clusters and churn come
+    from the orders, everything publishes, session features are 0."""
+    crm = tmp_path / "crm.sqlite"
+    write_crm(crm, with_consents=True)
+    settings = Settings(
+        data_dir=tmp_path,
+        landing_dir=tmp_path / "no-landing-folder",
+        crm_url=f"sqlite:///{crm}",
+        crm_customers_table="customers",
+        crm_orders_table="orders",
+        crm_consents_table="consents",
+        warehouse_path=tmp_path / "warehouse.duckdb",
+        as_of=CRM_AS_OF.isoformat(),
+        sources=("crm",),
+    )
+
+    result = _run_full_build(settings, instance)
+
+    assert result.success, _failed_checks(result)
+    assert _scalar(settings, "SELECT count(*) FROM raw.events") == 0
+    assert _scalar(settings, "SELECT count(*) FROM marts.sessions") == 0
+    with sqlite3.connect(crm) as source:  # customers with an order at or before as_of
+        (expected_buyers,) = source.execute(
+            "SELECT count(DISTINCT customer_id) FROM orders WHERE ordered_at <= ?",
+            [CRM_AS_OF.isoformat()],
+        ).fetchone()
+    with connect(settings.warehouse_path, read_only=True) as con:
+        buyers, sessions = con.execute(
+            "SELECT count(*) FILTER (WHERE completed_orders > 0), max(sessions) "
+            "FROM marts.person_features"
+        ).fetchone()
+    assert (buyers, sessions) == (expected_buyers, 0)
+    model = _materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
+    assert model["trained"].value, model.get("reason")
+    for table in ("person_rfm_scores", "person_segments", "person_clusters", "churn_scores"):
+        assert _published(settings, f"SELECT count(*) FROM {table}") > 0, table
+
+
+def _evaluation(result, check_name: str):
+    return next(
+        event.event_specific_data
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        and event.event_specific_data.check_name == check_name
+    )
+
+
+def _session_counts(con, event_id: str) -> list[tuple]:
+    """(page views, product views, add to carts, checkout starts, purchases, events) of every
+    session of the person of ``event_id``."""
+    return con.execute(
+        """SELECT page_views, product_views, add_to_carts, checkout_starts, purchases, events
+        FROM marts.sessions WHERE person_id = (
+            SELECT person_id FROM intermediate.int_events_stitched WHERE event_id = ?)""",
+        [event_id],
+    ).fetchall()
+
+
+def test_events_only_with_a_foreign_vocabulary_and_segment_files(tmp_path, small_sample, instance):
+    """SEGWH_SOURCES=events, the CRM URL points nowhere (never opened). Next to the sample, a
+    clickstream in a foreign vocabulary, mapped by rows appended to the taxonomy seed only, and
+    Segment-spec messages as Segment's Python library builds them: page views, funnel steps and
+    purchases come out as counted by hand; identify and alias calls stitch; the one unmapped
+    event type warns with its count."""
+    day = datetime(2026, 12, 1, tzinfo=UTC)  # after the sample's events: its funnel day is ours
+    landing = tmp_path / "landing"
+    shutil.copytree(small_sample.landing_dir, landing)
+    write_foreign_clickstream(landing / "shop-2026-12-01.jsonl", day)
+    messages = write_segment_file(landing / "segment-2026-12-01.jsonl", day)
+    project = copy_project(tmp_path / "dbt_project")
+    append_seed_rows(project / "seeds" / "event_taxonomy.csv", FOREIGN_TAXONOMY_ROWS)
+    settings = _settings(
+        tmp_path,
+        small_sample,
+        landing_dir=landing,
+        crm_url="postgresql://nobody@127.0.0.1:1/none",
+        sources=("events",),
+        dbt_project_dir=project,
+        as_of=(day + timedelta(days=1)).isoformat(),
+    )
+
+    result = _run_full_build(settings, instance)
+
+    assert result.success, _failed_checks(result)
+    with connect(settings.warehouse_path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw.crm_orders").fetchone() == (0,)
+        funnel = dict(
+            con.execute(
+                "SELECT step_name, sessions_reached FROM marts.funnel_steps "
+                "WHERE funnel_date = ? AND segment_key = 'all'",
+                [day.date()],
+            ).fetchall()
+        )
+        assert funnel == {"product_view": 5, "add_to_cart": 3, "checkout": 2, "purchase": 2}
+        for anonymous_id, expected in FOREIGN_EXPECTED.items():
+            events = len(FOREIGN_SESSIONS[anonymous_id])
+            assert _session_counts(con, f"{anonymous_id}-0") == [(*expected, events)]
+        # Segment: one person per visitor across anonymous and user ids, one session each
+        first_of = {
+            m["anonymousId"]: m["messageId"] for m in reversed(messages) if m.get("anonymousId")
+        }
+        for anonymous_id, expected in SEGMENT_EXPECTED.items():
+            assert _session_counts(con, first_of[anonymous_id]) == [expected]
+        persons = con.execute(
+            "SELECT count(DISTINCT person_id) FROM intermediate.int_events_stitched "
+            "WHERE event_id IN (SELECT unnest(?))",
+            [
+                [
+                    m["messageId"]
+                    for m in messages
+                    if m.get("userId") == "u-500" or m.get("anonymousId") == "s-anon-1"
+                ]
+            ],
+        ).fetchone()
+        assert persons == (1,)
+        # orders come from purchase events; the Segment coupon is the discount code
+        assert con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE order_source = 'web'), "
+            "count(*) FILTER (WHERE discount_code = 'WINTER10') "
+            "FROM intermediate.int_orders_deduplicated "
+            "WHERE order_id IN ('S-O1', 'f-anon-1-order')"
+        ).fetchone() == (2, 2, 1)
+        # the identify call's email stays in raw
+        assert con.execute(
+            "SELECT properties->>'$.email' FROM raw.events WHERE event_type = 'identify'"
+        ).fetchall() == [(SEGMENT_EMAIL,)]
+    warning = _evaluation(result, "expectations_stg_events_warnings")
+    assert not warning.passed
+    report = warning.metadata["failures_markdown"].value
+    assert UNMAPPED_EVENT_TYPE in report and "event taxonomy" in report
+    assert _published(settings, "SELECT count(*) FROM person_segments") > 0
