@@ -70,6 +70,19 @@ class SuiteOutcome:
             "failures_markdown": self._failures_markdown(),
         }
 
+    def failures(self) -> list[dict[str, Any]]:
+        """The failed expectations, blocking first, as plain dicts (for a terminal report)."""
+        return [
+            {
+                "severity": "blocking" if o.blocking else "warning",
+                "expectation": o.description,
+                "observed": o.observed_value,
+                "unexpected": o.unexpected_count,
+                "examples": o.unexpected_examples,
+            }
+            for o in self.failed_blocking + self.failed_warnings
+        ]
+
     def _failures_markdown(self) -> str:
         failed = self.failed_blocking + self.failed_warnings
         if not failed:

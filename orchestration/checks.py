@@ -28,6 +28,9 @@ from warehouse.connection import session_settings
 logger = logging.getLogger(__name__)
 
 ROW_COUNT_METADATA_KEY = "dagster/row_count"
+FAILURES_METADATA_KEY = "failures"
+"""Check metadata: the failed expectations (description with the fix, observed value,
+examples), which `segwh run` prints at the end of a run."""
 _MATERIALIZATIONS_SEARCHED = 5  # the latest of this run (if any) and earlier ones
 
 
@@ -166,6 +169,7 @@ def expectation_check(
         )
         metadata = outcome.to_metadata()
         metadata["failures_markdown"] = dg.MetadataValue.md(metadata["failures_markdown"])
+        failures = outcome.failures()
         metadata["rows_validated"] = "this run's load" if row_filter else "whole table"
         metadata.update(_params_metadata(params))
         yield dg.AssetCheckResult(
@@ -173,7 +177,12 @@ def expectation_check(
             asset_key=asset_key,
             passed=outcome.success,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata=metadata,
+            metadata={
+                **metadata,
+                FAILURES_METADATA_KEY: dg.MetadataValue.json(
+                    [f for f in failures if f["severity"] == "blocking"]
+                ),
+            },
         )
         yield dg.AssetCheckResult(
             check_name=warning_name,
@@ -183,6 +192,9 @@ def expectation_check(
             metadata={
                 "failed_warnings": len(outcome.failed_warnings),
                 "failures_markdown": metadata["failures_markdown"],
+                FAILURES_METADATA_KEY: dg.MetadataValue.json(
+                    [f for f in failures if f["severity"] == "warning"]
+                ),
             },
         )
 

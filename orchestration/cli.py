@@ -68,9 +68,11 @@ def _run(args: argparse.Namespace, settings: Settings, ops_config: dict | None =
         if event.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     _print_summary(settings)
-    for check in checks:
-        status = "passed" if check.passed else "FAILED"
-        print(f"check {check.asset_key.to_user_string()}:{check.check_name} {status}")
+    from orchestration.run_report import check_report
+
+    print()
+    for line in check_report(checks):
+        print(line)
     print(f"run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
     if failed:
         print(f"failed steps: {', '.join(failed)}", file=sys.stderr)

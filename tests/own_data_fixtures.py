@@ -47,6 +47,7 @@ FOREIGN_SESSIONS = {
     "f-anon-3": ["promo_page", "item_page", "item_page"],
     "f-anon-4": ["home", UNMAPPED_EVENT_TYPE],
 }
+FOREIGN_ORDER_EUR = 46.80  # the GBP order of f-anon-1 in the reporting currency
 # (page views, product views, add to carts, checkout starts, purchases) of each session
 FOREIGN_EXPECTED = {
     "f-anon-1": (3, 1, 1, 1, 1),
@@ -73,7 +74,8 @@ def write_foreign_clickstream(path: Path, day: datetime) -> None:
             if event_type in ("item_page", "basket_add"):
                 event |= {"product_id": "p1", "category": "shoes", "price": 40.0, "quantity": 1}
             if event_type == "order_placed":
-                event |= {"order_id": f"{anonymous_id}-order", "revenue": 40.0, "currency": "EUR"}
+                # in GBP: converted at the shipped rate (1.17 EUR per GBP) = 46.80 EUR
+                event |= {"order_id": f"{anonymous_id}-order", "revenue": 40.0, "currency": "GBP"}
             lines.append(json.dumps(event))
     path.write_text("\n".join(lines) + "\n")
 

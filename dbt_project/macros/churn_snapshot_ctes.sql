@@ -210,8 +210,13 @@ churn_snapshot_rows as (
 {%- endmacro %}
 
 
-{#- Who is in a churn snapshot: active (a session or an order) within
-    var('churn_population_active_days') before it. -#}
+{#- Who is in a churn snapshot: any activity (a session or an order) before it, or, when
+    var('churn_population_active_days') is set, activity within that many days before it. -#}
 {% macro churn_population_condition() -%}
-    days_since_last_activity < {{ var('churn_population_active_days') }}
+    {%- set days = var('churn_population_active_days') -%}
+    {%- if days is none -%}
+    days_since_last_activity is not null
+    {%- else -%}
+    days_since_last_activity < {{ days }}
+    {%- endif %}
 {%- endmacro %}

@@ -28,6 +28,7 @@ from . import (
     crm_orders,
     event_load,
     marts,
+    person_features,
     person_segments,
     raw_events,
     stg_events,
@@ -43,6 +44,7 @@ SUITE_BUILDERS: dict[str, SuiteBuilder] = {
     "crm_consents": crm_consents.build_suite,
     "stg_events": stg_events.build_suite,
     **{name: marts.row_count_suite(name) for name in marts.ROW_COUNT_SUITES},
+    "person_features": person_features.build_suite,
     "person_segments": person_segments.build_suite,
 }
 
@@ -54,6 +56,7 @@ SUITE_TABLES: dict[str, str] = {
     "crm_consents": crm_consents.TABLE,
     "stg_events": stg_events.TABLE,
     **{name: marts.table(name) for name in marts.ROW_COUNT_SUITES},
+    "person_features": person_features.TABLE,
     "person_segments": person_segments.TABLE,
 }
 """The warehouse table (``schema.name``) each suite is written for."""

@@ -19,9 +19,8 @@ import great_expectations as gx
 
 from .common import row_count_vs_previous, suite
 
-ROW_COUNT_SUITES = (
+ROW_COUNT_SUITES = (  # person_features has a suite of its own (person_features.py)
     "sessions",
-    "person_features",
     "person_rfm_scores",
     "segment_membership_history",
     "content_decisions",

@@ -88,7 +88,9 @@ def newest_event_within(
         row_condition=Column(column) <= as_of_utc,
         description=(
             f"the newest event at or before as_of ({as_of_utc.isoformat()}) is at most "
-            f"{hours} hours old"
+            f"{hours} hours old; for a historical as_of or a backfill of data that ends "
+            "earlier, set SEGWH_AS_OF to an instant at most that long after the newest event "
+            "(the limits are FRESHNESS_*_HOURS in expectations/thresholds.py)"
         ),
         **severity_kwargs(severity),
     )

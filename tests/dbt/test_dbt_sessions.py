@@ -151,8 +151,8 @@ def world(tmp_path_factory):
             con.execute(f"CREATE TABLE raw.{table} AS SELECT * FROM src.raw.{table}")
         con.execute("CREATE TABLE raw.events AS SELECT * FROM src.raw.events WHERE false")
         con.execute("DETACH src")
-    # the event taxonomy the stitched events take their roles from
-    Dbt(warehouse, root).invoke("seed", "--select", "event_taxonomy")
+    # the seeds the stitched events read: their roles, the exchange rates of their money
+    Dbt(warehouse, root).invoke("seed", "--select", "event_taxonomy", "exchange_rates")
     yield {"root": root, "source": source, "warehouse": warehouse, "gaps": gaps, "logins": logins}
     release_dbt_duckdb()
 

@@ -166,19 +166,29 @@ def test_bots_are_not_persons(built):
 
 
 def test_orders_and_spend_match_the_crm_without_double_counting(built):
-    """Web orders arrive as CRM orders and as purchase events; each counts once."""
+    """Web orders arrive as CRM orders and as purchase events; each counts once. Spend is in
+    the reporting currency: the truth's spend (in the customer's currency) times the shipped
+    rate of that currency (constant over time), within half a cent per order of rounding."""
     with warehouse_connection(built.warehouse) as con:
         customers, orders_match, spend_match = con.execute(
             """
+            WITH customer_currency AS (
+                SELECT customer_id, any_value(upper(currency)) AS currency
+                FROM raw.crm_orders GROUP BY customer_id
+            )
             SELECT count(*),
                    count(CASE WHEN f.orders = t.n_orders::INTEGER THEN 1 END),
-                   count(CASE WHEN f.lifetime_spend = t.lifetime_spend::DECIMAL(18, 2)
+                   count(CASE WHEN abs(f.lifetime_spend
+                                       - t.lifetime_spend::DOUBLE * coalesce(r.rate, 1))
+                                   <= 0.005 * t.n_orders::INTEGER + 1e-9
                               THEN 1 END)
             FROM main.truth AS t
             JOIN intermediate.int_identifiers_stitched AS i
                 ON i.identifier_type = 'user_id'
                 AND i.identifier = segwh_pseudonymize(t.customer_id)
             JOIN marts.person_features AS f USING (person_id)
+            LEFT JOIN customer_currency AS c ON c.customer_id = t.customer_id
+            LEFT JOIN seeds.exchange_rates AS r ON r.currency = c.currency
             """
         ).fetchone()
         web_orders = con.execute(

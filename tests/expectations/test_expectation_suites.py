@@ -368,6 +368,15 @@ BAD_CASES = {
         blocking=False,
         params={"as_of": AS_OF + timedelta(hours=26)},
     ),
+    # nobody profiled: the failure names consent and counts what the CRM delivered
+    "nobody-profiled": Bad(
+        "person_features",
+        ["DELETE FROM marts.person_features"],
+        "at least one person is profiled; if none is, nobody has analytics consent",
+        blocking=True,
+        unexpected=1,
+        example={"persons_profiled": 0, "customers": CUSTOMERS},
+    ),
     # the event taxonomy: an event type without a row warns, with its count (seed names are
     # compared in lower case, as staging lowercases event types)
     "an-event-type-the-taxonomy-lacks": Bad(

@@ -6,6 +6,7 @@ import dataclasses
 import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -14,9 +15,12 @@ import pytest
 from dbt_helpers import copy_project
 from own_data_fixtures import (
     CRM_AS_OF,
+    FIXTURE_RATES,
     FOREIGN_EXPECTED,
+    FOREIGN_ORDER_EUR,
     FOREIGN_SESSIONS,
     FOREIGN_TAXONOMY_ROWS,
+    HAND_COMPUTED,
     SEGMENT_EMAIL,
     SEGMENT_EXPECTED,
     UNMAPPED_EVENT_TYPE,
@@ -27,6 +31,7 @@ from own_data_fixtures import (
 )
 
 from orchestration.definitions import build_definitions
+from orchestration.run_report import check_report
 from sample_data import DEFAULT_AS_OF
 from warehouse.connection import connect
 from warehouse.settings import Settings
@@ -59,6 +64,14 @@ def _run_full_build(settings: Settings, instance: dg.DagsterInstance):
     return job.execute_in_process(instance=instance, raise_on_error=False)
 
 
+def _evaluations(result) -> list:
+    return [
+        event.event_specific_data
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+
+
 def _failed_checks(result) -> list[str]:
     return [
         event.event_specific_data.check_name
@@ -88,12 +101,30 @@ def _materialization_metadata(result, key: dg.AssetKey) -> dict:
     )
 
 
-def test_crm_only_runs_end_to_end_from_orders(tmp_path, instance):
-    """SEGWH_SOURCES=crm with a CRM this project did not generate (900 buyers over 20
-    months) and no landing folder at all: features, RFM, segments, clusters and churn come
-    from the orders, everything publishes, session features are 0."""
+def _failure_texts(result) -> str:
+    """Everything a failed run says: failed checks (with their failures) and step errors."""
+    texts = []
+    for event in result.all_events:
+        data = event.event_specific_data
+        if event.event_type_value == "ASSET_CHECK_EVALUATION" and not data.passed:
+            texts.append(f"{data.check_name}: {data.metadata.get('failures_markdown')}")
+        if event.event_type_value == "STEP_FAILURE" and data.error:
+            texts.append(data.error.message)
+    return "\n".join(texts)
+
+
+def test_crm_only_with_three_currencies_and_the_consent_default(tmp_path, instance):
+    """SEGWH_SOURCES=crm with a CRM this project did not generate (900 buyers over 20 months,
+    orders in EUR, GBP and USD, no consents table) and no landing folder at all.
+
+    The first run stops at the check that says why nobody is profiled (no consent record, and
+    consent_defaults_customers says no). With that default changed and the exchange rates
+    replaced (seed and var edits in a copy of the dbt project), the run publishes features,
+    RFM, segments, clusters and churn from the orders alone; spend is converted at the rate of
+    each order's date (hand-computed totals) and the order in a currency without a rate is
+    left out and reported."""
     crm = tmp_path / "crm.sqlite"
-    write_crm(crm, with_consents=True)
+    write_crm(crm, with_consents=False)
     settings = Settings(
         data_dir=tmp_path,
         landing_dir=tmp_path / "no-landing-folder",
@@ -105,6 +136,31 @@ def test_crm_only_runs_end_to_end_from_orders(tmp_path, instance):
         as_of=CRM_AS_OF.isoformat(),
         sources=("crm",),
     )
+
+    refused = _run_full_build(settings, instance)
+
+    assert not refused.success
+    assert "expectations_person_features" in _failed_checks(refused)
+    failure = _failure_texts(refused)
+    assert "consent_defaults_customers" in failure and "consents table" in failure
+    # what `segwh run` prints at the end: the check, what was observed, what to do
+    report = "\n".join(check_report(_evaluations(refused)))
+    assert "BLOCKING (the run did not publish): marts/person_features" in report
+    assert "change the default" in report
+    assert '"persons_profiled": 0, "customers": 903, "analytics_consent_records": 0' in report
+
+    project = copy_project(tmp_path / "dbt_project")
+    project_yml = project / "dbt_project.yml"
+    project_yml.write_text(
+        project_yml.read_text().replace(
+            "consent_defaults_customers: {analytics: false, personalization: false,",
+            "consent_defaults_customers: {analytics: true, personalization: true,",
+        )
+    )
+    rates = project / "seeds" / "exchange_rates.csv"
+    rates.write_text("currency,valid_from,rate\n")
+    append_seed_rows(rates, FIXTURE_RATES)
+    settings = dataclasses.replace(settings, dbt_project_dir=project)
 
     result = _run_full_build(settings, instance)
 
@@ -121,7 +177,21 @@ def test_crm_only_runs_end_to_end_from_orders(tmp_path, instance):
             "SELECT count(*) FILTER (WHERE completed_orders > 0), max(sessions) "
             "FROM marts.person_features"
         ).fetchone()
-    assert (buyers, sessions) == (expected_buyers, 0)
+        assert (buyers, sessions) == (expected_buyers, 0)
+        for hand in HAND_COMPUTED:
+            (spend,) = con.execute(
+                "SELECT f.lifetime_spend FROM marts.person_features AS f "
+                "JOIN intermediate.int_orders_deduplicated AS o USING (person_id) "
+                "WHERE o.order_id = ?",
+                [hand.orders[0][0]],
+            ).fetchone()
+            assert float(spend) == hand.lifetime_spend_eur, hand
+        assert con.execute(
+            "SELECT amount, exchange_rate FROM intermediate.int_orders_deduplicated "
+            "WHERE order_id = 'H-CHF'"
+        ).fetchone() == (None, None)
+    unrated = _evaluation(result, "has_exchange_rate_int_orders_deduplicated_exchange_rate")
+    assert not unrated.passed and unrated.severity == dg.AssetCheckSeverity.WARN
     model = _materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
     assert model["trained"].value, model.get("reason")
     for table in ("person_rfm_scores", "person_segments", "person_clusters", "churn_scores"):
@@ -205,6 +275,12 @@ def test_events_only_with_a_foreign_vocabulary_and_segment_files(tmp_path, small
             ],
         ).fetchone()
         assert persons == (1,)
+        # event revenue in GBP is converted into the reporting currency
+        assert con.execute(
+            "SELECT s.revenue, o.amount FROM marts.sessions AS s "
+            "JOIN intermediate.int_orders_deduplicated AS o USING (person_id) "
+            "WHERE o.order_id = 'f-anon-1-order'"
+        ).fetchone() == (Decimal(str(FOREIGN_ORDER_EUR)), Decimal(str(FOREIGN_ORDER_EUR)))
         # orders come from purchase events; the Segment coupon is the discount code
         assert con.execute(
             "SELECT count(*), count(*) FILTER (WHERE order_source = 'web'), "

@@ -1,8 +1,8 @@
 {#- The churn model's training and scoring rows for every person, whatever their consent:
     snapshot 0 (as_of) from int_churn_features_at_as_of and the earlier snapshots, with their
     churn label, computed here with the same features (macros/churn_snapshot_ctes.sql). Every
-    row is in the population (active within var('churn_population_active_days') before its
-    snapshot).
+    row is in the population (churn_population_condition: any activity before its snapshot, or
+    within var('churn_population_active_days') when that is set).
 
     The heavy part of the churn training set: only the nightly full_build builds it. The mart
     churn_snapshots keeps the rows of the persons profiled now (marts.person_features) and is

@@ -100,6 +100,12 @@ events_to_stitch as (
 
 {% endif %}
 
+rate_periods as (
+
+    {{ exchange_rate_periods() }}
+
+),
+
 stitched as (
 
     select
@@ -127,10 +133,13 @@ stitched as (
         events.consent_purpose,
         events.consent_is_granted,
 
-        -- numerics (money as decimals: sums are exact and independent of order)
-        cast(events.price as decimal(18, 2)) as price,
+        -- numerics (money as decimals in the reporting currency, converted at the event's
+        -- time: sums are exact and independent of order; null without an exchange rate)
+        {%- set rate = exchange_rate('events.currency', 'rate_periods.rate') %}
+        {{ converted_amount('events.price', rate) }} as price,
         events.quantity,
-        cast(events.revenue as decimal(18, 2)) as revenue,
+        {{ converted_amount('events.revenue', rate) }} as revenue,
+        {{ rate }} as exchange_rate,
 
         -- timestamps (UTC)
         events.occurred_at,
@@ -145,6 +154,8 @@ stitched as (
         on
             identifiers.identifier_type = events.identifier_type
             and identifiers.identifier = events.identifier
+    left join rate_periods
+        on {{ exchange_rate_period_matches('rate_periods', 'events.currency', 'events.occurred_at') }}
 
 ),
 

@@ -4,7 +4,8 @@
     order_id (possibly more than one event, e.g. a reloaded confirmation page). Offline orders
     exist only in the CRM; purchase events the CRM does not know yet exist only on the web. The
     CRM wins for amount, status and time; the web adds the product category, price and the
-    discount code. Purchase events without an order_id count once per event.
+    discount code. Amounts are in var('reporting_currency'), converted at the order's time
+    (macros/exchange_rates.sql); null where the currency has no rate. Purchase events without an order_id count once per event.
 -#}
 
 with
@@ -39,6 +40,7 @@ web_orders as (
         occurred_at,
         revenue,
         currency,
+        exchange_rate,
         category,
         price,
         quantity,
@@ -51,13 +53,25 @@ web_orders as (
 
 ),
 
+rate_periods as (
+
+    {{ exchange_rate_periods() }}
+
+),
+
 crm_orders_with_person as (
 
+    -- the CRM amount converted into the reporting currency at the order's time
+    {%- set rate = exchange_rate('crm_orders.currency', 'rate_periods.rate') %}
     select
         crm_orders.*,
-        identifiers.person_id
+        identifiers.person_id,
+        {{ rate }} as exchange_rate,
+        {{ converted_amount('crm_orders.total_amount', rate) }} as converted_amount
     from crm_orders
     inner join identifiers on crm_orders.customer_id = identifiers.identifier
+    left join rate_periods
+        on {{ exchange_rate_period_matches('rate_periods', 'crm_orders.currency', 'crm_orders.ordered_at') }}
 
 ),
 
@@ -74,8 +88,10 @@ combined as (
         end as order_source,
         -- a purchase the CRM does not know yet is taken as completed
         coalesce(crm.status, 'completed') as status,
-        coalesce(crm.total_amount, web.revenue) as amount,
+        -- in the reporting currency (purchase events are converted in int_events_stitched)
+        coalesce(crm.converted_amount, web.revenue) as amount,
         coalesce(crm.currency, web.currency) as currency,
+        coalesce(crm.exchange_rate, web.exchange_rate) as exchange_rate,
         crm.items_count,
         web.category,
         web.price as product_price,

@@ -1,5 +1,6 @@
 {#- Churn snapshot 0: the features at as_of of every person to score (consent to analytics, and
-    active within var('churn_population_active_days')), from the incremental
+    the population rule of macros/churn_snapshot_ctes.sql: any activity before as_of, unless
+    var('churn_population_active_days') limits it), from the incremental
     int_churn_features_at_as_of. Rebuilt by every run, sensor runs included; ml/churn_scores
     scores it and the drift check compares it with the model's training baseline. -#}
 
