@@ -30,12 +30,17 @@ PERSON_TRUTH_SQL = """
 WITH truth AS (
     SELECT * FROM read_csv(?, all_varchar = true)
 ),
-identifiers AS (
-    SELECT person_key, 'user_id' AS identifier_type, customer_id AS identifier
+raw_identifiers AS (
+    SELECT person_key, 'user_id' AS identifier_type, customer_id AS raw_identifier
     FROM truth WHERE coalesce(customer_id, '') <> ''
     UNION ALL
     SELECT person_key, 'anonymous_id', unnest(string_split(anonymous_ids, '|'))
     FROM truth WHERE coalesce(anonymous_ids, '') <> ''
+),
+identifiers AS (
+    -- the warehouse keys identifiers by their pseudonyms (the run installed the macro)
+    SELECT person_key, identifier_type, segwh_pseudonymize(raw_identifier) AS identifier
+    FROM raw_identifiers
 )
 SELECT DISTINCT clusters.person_id, clusters.cluster_id, truth.archetype
 FROM ml.person_clusters AS clusters
@@ -72,6 +77,8 @@ def measure(events: int, seed: int, workdir: Path) -> dict:
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         frame = con.execute(PERSON_TRUTH_SQL, [str(sample.truth_dir / "persons.csv")]).df()
     frame = frame.drop_duplicates("person_id")  # a person merged from two planted ones: once
+    if frame.empty:  # cluster scores against no truth would be meaningless (ARI 1.0 of nothing)
+        raise SystemExit("no clustered person matched the truth's identifiers: nothing to score")
     crosstab = frame.groupby(["archetype", "cluster_id"]).size().unstack(fill_value=0)
     return {
         "events": events,
