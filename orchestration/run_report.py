@@ -53,6 +53,14 @@ def _details(evaluation: dg.AssetCheckEvaluation) -> Iterable[str]:
         return
     if evaluation.description:
         yield f"- {evaluation.description}"
+    # any other check: its short values (e.g. a drift check's psi, status, recommendation)
+    short = [
+        f"{key}: {_short(entry.value)}"
+        for key, entry in metadata.items()
+        if isinstance(entry.value, str | int | float | bool) and len(str(entry.value)) <= 80
+    ]
+    if short:
+        yield f"- {', '.join(short)}"
 
 
 def _observed(failure: dict[str, Any]) -> str:
