@@ -89,6 +89,8 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
         ),
     )
     def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingZoneResource):
+        if not landing.enabled:
+            return dg.SkipReason("events are not a source of this deployment (SEGWH_SOURCES)")
         requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         new_files = [
             f

@@ -41,11 +41,11 @@ def _settings(tmp_path: Path, landing: Path, crm_url: str = "sqlite://") -> Sett
     )
 
 
-def _tick(sensor: dg.SensorDefinition, landing: Path, cursor: str | None, instance):
+def _tick(sensor: dg.SensorDefinition, landing: Path, cursor: str | None, instance, enabled=True):
     context = dg.build_sensor_context(
         cursor=cursor,
         instance=instance,
-        resources={"landing": LandingZoneResource(path=str(landing))},
+        resources={"landing": LandingZoneResource(path=str(landing), enabled=enabled)},
     )
     return sensor.evaluate_tick(context)
 
@@ -136,6 +136,13 @@ def test_with_an_online_store_sensor_runs_load_only_the_changed_profiles(tmp_pat
     # the online store is part of the sensor's job, after the publish
     job = definitions.resolve_job_def("incremental_update")
     assert ONLINE_STORE_OP in {node.name for node in job.graph.node_defs}
+
+
+def test_without_events_as_a_source_the_sensor_skips_and_reads_no_folder(sensor_setup, tmp_path):
+    sensor, _, instance = sensor_setup
+    result = _tick(sensor, tmp_path / "no-such-folder", None, instance, enabled=False)
+    assert not result.run_requests
+    assert "SEGWH_SOURCES" in result.skip_message
 
 
 def test_the_same_files_again_give_no_request(sensor_setup):
