@@ -82,12 +82,13 @@ def write_foreign_clickstream(path: Path, day: datetime) -> None:
 
 # --- Segment-spec messages ----------------------------------------------------------------
 
-# S1 browses anonymously, identifies (traits carry an email: personal data, raw only) and buys
-# with only the user id; S2 is linked by an alias call. Both are one person, one session each.
+# S1 browses anonymously, identifies (traits carry an email: personal data, raw only), consents
+# to analytics and buys with only the user id; S2 is linked by an alias call. Both are one
+# person, one session each.
 SEGMENT_USER_IDS = {"s-anon-1": "u-500", "s-anon-2": "u-501"}
 SEGMENT_EMAIL = "ada@example.com"
 # (page views, product views, add to carts, checkout starts, purchases, events) per session
-SEGMENT_EXPECTED = {"s-anon-1": (2, 1, 1, 1, 1, 7), "s-anon-2": (1, 1, 0, 0, 0, 3)}
+SEGMENT_EXPECTED = {"s-anon-1": (2, 1, 1, 1, 1, 8), "s-anon-2": (1, 1, 0, 0, 0, 3)}
 
 
 def segment_messages(day: datetime) -> list[dict]:
@@ -141,6 +142,14 @@ def segment_messages(day: datetime) -> list[dict]:
             anonymous_id="s-anon-1",
             timestamp=minute(3),
             traits={"email": SEGMENT_EMAIL, "plan": "free"},
+        ),
+        # a customer is profiled only with analytics consent (consent_defaults_customers: no)
+        client.track(
+            user_id="u-500",
+            anonymous_id="s-anon-1",
+            event="consent_updated",
+            timestamp=minute(3),
+            properties={"purpose": "analytics", "granted": True},
         ),
         client.track(
             user_id="u-500",

@@ -275,6 +275,13 @@ def test_events_only_with_a_foreign_vocabulary_and_segment_files(tmp_path, small
             ],
         ).fetchone()
         assert persons == (1,)
+        # ... and reach the person's features: one order, its product view and cart
+        assert con.execute(
+            "SELECT completed_orders, product_views, add_to_carts, sessions "
+            "FROM marts.person_features WHERE person_id = ("
+            "  SELECT person_id FROM intermediate.int_events_stitched WHERE event_id = ?)",
+            [first_of["s-anon-1"]],
+        ).fetchone() == (1, 1, 1, 1)
         # event revenue in GBP is converted into the reporting currency
         assert con.execute(
             "SELECT s.revenue, o.amount FROM marts.sessions AS s "
