@@ -102,6 +102,11 @@ class ServingResource(dg.ConfigurableResource):
     """Where BI tools read: a published DuckDB file and Parquet folder, optionally PostgreSQL."""
 
     path: str = Field(description="Folder of the published DuckDB file and Parquet versions.")
+    duckdb_storage_version: str = Field(
+        default="v1.4.0",
+        description="DuckDB storage version of the published file (v1.4.0: 1.x clients read it; "
+        "empty: this DuckDB's own).",
+    )
     postgres_url: str = Field(
         default="", description="SQLAlchemy URL of a PostgreSQL database to publish to (optional)."
     )
@@ -220,6 +225,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "as_of": AsOfResource(as_of=settings.as_of),
         "serving": ServingResource(
             path=str(settings.resolved_serving_dir),
+            duckdb_storage_version=settings.serving_duckdb_storage_version,
             postgres_url=settings.serving_postgres_url,
             postgres_schema=settings.serving_postgres_schema,
             reader_role=settings.serving_reader_role,

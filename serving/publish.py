@@ -85,8 +85,13 @@ def publish_duckdb(
     version: str,
     *,
     patch: bool = False,
+    storage_version: str = "",
 ) -> dict[str, PublishedTable]:
     """Copy ``tables`` into a new DuckDB file and swap it in atomically.
+
+    ``storage_version`` (e.g. ``v1.4.0``) writes a new file in that DuckDB storage version, so
+    that older clients (DuckDB 1.x, the drivers of most BI tools) can open it; empty: this
+    DuckDB's own. A patched file keeps the version of the published file it copies.
 
     With ``patch``, the new file starts as a copy of the published one and each table is patched
     with its changed rows (``patch_table``); a table that is new, has other columns or changed
@@ -102,7 +107,12 @@ def publish_duckdb(
     try:
         if patching:
             shutil.copyfile(target, temporary)
-        con.execute(f"ATTACH '{temporary}' AS publishing")
+        options = (
+            f" (STORAGE_VERSION {_sql_literal(storage_version)})"
+            if storage_version and not patching
+            else ""
+        )
+        con.execute(f"ATTACH '{temporary}' AS publishing{options}")
         try:
             if patching:
                 wanted = {published_name(table) for table in tables}
@@ -133,6 +143,10 @@ def publish_duckdb(
     finally:
         temporary.unlink(missing_ok=True)  # a failed publish leaves no half-written copy behind
     return published
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:

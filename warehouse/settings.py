@@ -138,6 +138,13 @@ ENVIRONMENT_VARIABLES = (
         parse=_path,
     ),
     EnvironmentVariable(
+        "SEGWH_SERVING_DUCKDB_STORAGE_VERSION",
+        "serving_duckdb_storage_version",
+        "v1.4.0",
+        "DuckDB storage version of the published DuckDB file: v1.4.0 opens in DuckDB 1.4 and "
+        "later, the 1.x drivers of BI tools included; empty: this DuckDB's own (2.x clients only)",
+    ),
+    EnvironmentVariable(
         "SEGWH_SERVING_POSTGRES_URL",
         "serving_postgres_url",
         "",
@@ -242,6 +249,7 @@ class Settings:
     as_of: str = ""
     duckdb_memory_limit: str = _DEFAULTS["duckdb_memory_limit"]
     serving_dir: Path | None = None  # None: <data_dir>/serving
+    serving_duckdb_storage_version: str = _DEFAULTS["serving_duckdb_storage_version"]
     serving_postgres_url: str = ""
     serving_postgres_schema: str = _DEFAULTS["serving_postgres_schema"]
     serving_reader_role: str = _DEFAULTS["serving_reader_role"]

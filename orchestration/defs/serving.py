@@ -109,7 +109,12 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
                 ).fetchall()
             ]
             published = publish_duckdb(
-                con, tables, serving.folder, version, patch=config.only_changed_rows
+                con,
+                tables,
+                serving.folder,
+                version,
+                patch=config.only_changed_rows,
+                storage_version=serving.duckdb_storage_version,
             )
             counts = {table: published[table].rows for table in tables}
             outputs["parquet"] = str(publish_parquet(con, tables, serving.folder, version))

@@ -6,6 +6,8 @@ import hashlib
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -352,3 +354,52 @@ def test_a_failed_publish_leaves_the_published_file_and_no_temporary_copy(tmp_pa
 
     assert (serving / PUBLISHED_DUCKDB).read_bytes() == before
     assert sorted(p.name for p in serving.iterdir()) == [PUBLISHED_DUCKDB]
+
+
+@pytest.fixture(scope="session")
+def duckdb_1x_python(tmp_path_factory) -> Path:
+    """A Python of its own with the newest DuckDB 1.x, as BI tools' drivers are (installed by
+    uv from PyPI, cached across runs)."""
+    env = tmp_path_factory.mktemp("duckdb_1x") / "venv"
+    uv = Path(sys.executable).parent / "uv"
+    subprocess.run([str(uv), "venv", "-q", str(env)], check=True)
+    python = env / "bin" / "python"
+    subprocess.run(
+        [str(uv), "pip", "install", "-q", "--python", str(python), "duckdb<2"], check=True
+    )
+    return python
+
+
+@pytest.mark.slow
+def test_the_published_file_opens_in_duckdb_1x(tmp_path, duckdb_1x_python):
+    """A whole write and a patch of it (the sensor's) stay readable by a DuckDB 1.x client."""
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    with connect(warehouse) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute(
+            "CREATE TABLE marts.sizes AS SELECT i AS segment, 10 AS size FROM range(5) t(i)"
+        )
+        publish_duckdb(con, ["marts.sizes"], serving, "v1", storage_version="v1.4.0")
+        con.execute("UPDATE marts.sizes SET size = 11 WHERE segment = 0")
+        publish_duckdb(con, ["marts.sizes"], serving, "v2", patch=True, storage_version="v1.4.0")
+    read = (
+        "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+        "print(duckdb.__version__, con.execute('SELECT sum(size) FROM sizes').fetchone()[0], "
+        "con.execute('SELECT version FROM publish_version').fetchone()[0])"
+    )
+    published = serving / "segments.duckdb"
+    out = subprocess.run(
+        [str(duckdb_1x_python), "-c", read, str(published)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert out[0].startswith("1.") and out[1:] == ["51", "v2"]
+
+    # this DuckDB's own storage version (the setting left empty) is one a 1.x client refuses
+    with connect(warehouse) as con:
+        publish_duckdb(con, ["marts.sizes"], serving, "v3", storage_version="")
+    refused = subprocess.run(
+        [str(duckdb_1x_python), "-c", read, str(published)], capture_output=True, text=True
+    )
+    assert refused.returncode != 0 and "version" in refused.stderr
