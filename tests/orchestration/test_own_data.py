@@ -29,8 +29,8 @@ from own_data_fixtures import (
     write_foreign_clickstream,
     write_segment_file,
 )
+from run_helpers import check_evaluations, materialization_metadata, run_full_build, scalar
 
-from orchestration.definitions import build_definitions
 from orchestration.run_report import check_report
 from sample_data import DEFAULT_AS_OF
 from warehouse.connection import connect
@@ -59,46 +59,18 @@ def _settings(tmp_path: Path, sample, **changes) -> Settings:
     return dataclasses.replace(settings, **changes)
 
 
-def _run_full_build(settings: Settings, instance: dg.DagsterInstance):
-    job = build_definitions(settings).resolve_job_def("full_build")
-    return job.execute_in_process(instance=instance, raise_on_error=False)
-
-
-def _evaluations(result) -> list:
-    return [
-        event.event_specific_data
-        for event in result.all_events
-        if event.event_type_value == "ASSET_CHECK_EVALUATION"
-    ]
-
-
 def _failed_checks(result) -> list[str]:
     return [
-        event.event_specific_data.check_name
-        for event in result.all_events
-        if event.event_type_value == "ASSET_CHECK_EVALUATION"
-        and not event.event_specific_data.passed
-        and event.event_specific_data.severity == dg.AssetCheckSeverity.ERROR
+        e.check_name
+        for e in check_evaluations(result)
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
     ]
-
-
-def _scalar(settings: Settings, sql: str):
-    with connect(settings.warehouse_path, read_only=True) as con:
-        return con.execute(sql).fetchone()[0]
 
 
 def _published(settings: Settings, sql: str):
     path = settings.resolved_serving_dir / "segments.duckdb"
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(sql).fetchone()[0]
-
-
-def _materialization_metadata(result, key: dg.AssetKey) -> dict:
-    return next(
-        event.event_specific_data.materialization.metadata
-        for event in result.get_asset_materialization_events()
-        if event.asset_key == key
-    )
 
 
 def _failure_texts(result) -> str:
@@ -137,14 +109,14 @@ def test_crm_only_with_three_currencies_and_the_consent_default(tmp_path, instan
         sources=("crm",),
     )
 
-    refused = _run_full_build(settings, instance)
+    refused = run_full_build(settings, instance)
 
     assert not refused.success
     assert "expectations_person_features" in _failed_checks(refused)
     failure = _failure_texts(refused)
     assert "consent_defaults_customers" in failure and "consents table" in failure
     # what `segwh run` prints at the end: the check, what was observed, what to do
-    report = "\n".join(check_report(_evaluations(refused)))
+    report = "\n".join(check_report(check_evaluations(refused)))
     assert "BLOCKING (the run did not publish): marts/person_features" in report
     assert "change the default" in report
     assert '"persons_profiled": 0, "customers": 903, "analytics_consent_records": 0' in report
@@ -162,11 +134,11 @@ def test_crm_only_with_three_currencies_and_the_consent_default(tmp_path, instan
     append_seed_rows(rates, FIXTURE_RATES)
     settings = dataclasses.replace(settings, dbt_project_dir=project)
 
-    result = _run_full_build(settings, instance)
+    result = run_full_build(settings, instance)
 
     assert result.success, _failed_checks(result)
-    assert _scalar(settings, "SELECT count(*) FROM raw.events") == 0
-    assert _scalar(settings, "SELECT count(*) FROM marts.sessions") == 0
+    assert scalar(settings, "SELECT count(*) FROM raw.events") == 0
+    assert scalar(settings, "SELECT count(*) FROM marts.sessions") == 0
     with sqlite3.connect(crm) as source:  # customers with an order at or before as_of
         (expected_buyers,) = source.execute(
             "SELECT count(DISTINCT customer_id) FROM orders WHERE ordered_at <= ?",
@@ -192,19 +164,14 @@ def test_crm_only_with_three_currencies_and_the_consent_default(tmp_path, instan
         ).fetchone() == (None, None)
     unrated = _evaluation(result, "has_exchange_rate_int_orders_deduplicated_exchange_rate")
     assert not unrated.passed and unrated.severity == dg.AssetCheckSeverity.WARN
-    model = _materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
+    model = materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
     assert model["trained"].value, model.get("reason")
     for table in ("person_rfm_scores", "person_segments", "person_clusters", "churn_scores"):
         assert _published(settings, f"SELECT count(*) FROM {table}") > 0, table
 
 
 def _evaluation(result, check_name: str):
-    return next(
-        event.event_specific_data
-        for event in result.all_events
-        if event.event_type_value == "ASSET_CHECK_EVALUATION"
-        and event.event_specific_data.check_name == check_name
-    )
+    return next(e for e in check_evaluations(result) if e.check_name == check_name)
 
 
 def _session_counts(con, event_id: str) -> list[tuple]:
@@ -241,7 +208,7 @@ def test_events_only_with_a_foreign_vocabulary_and_segment_files(tmp_path, small
         as_of=(day + timedelta(days=1)).isoformat(),
     )
 
-    result = _run_full_build(settings, instance)
+    result = run_full_build(settings, instance)
 
     assert result.success, _failed_checks(result)
     with connect(settings.warehouse_path, read_only=True) as con:

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from run_helpers import check_evaluations, materialization_metadata, run_full_build, scalar
 
 from orchestration.definitions import build_definitions
 from sample_data import DEFAULT_AS_OF
@@ -30,32 +31,6 @@ def _settings(tmp_path: Path, sample) -> Settings:
         warehouse_path=tmp_path / "warehouse.duckdb",
         as_of=DEFAULT_AS_OF.isoformat(),
     )
-
-
-def _run_full_build(settings: Settings, instance: dg.DagsterInstance):
-    job = build_definitions(settings).resolve_job_def("full_build")
-    return job.execute_in_process(instance=instance, raise_on_error=False)
-
-
-def _check_evaluations(result) -> list:
-    return [
-        event.event_specific_data
-        for event in result.all_events
-        if event.event_type_value == "ASSET_CHECK_EVALUATION"
-    ]
-
-
-def _materialization_metadata(result, key: dg.AssetKey) -> dict:
-    return next(
-        event.event_specific_data.materialization.metadata
-        for event in result.get_asset_materialization_events()
-        if event.asset_key == key
-    )
-
-
-def _scalar(settings: Settings, sql: str):
-    with connect(settings.warehouse_path, read_only=True) as con:
-        return con.execute(sql).fetchone()[0]
 
 
 def _bot_events(sample) -> int:
@@ -80,7 +55,7 @@ def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_s
     defs = build_definitions(settings)
     all_keys = set(defs.resolve_asset_graph().get_all_asset_keys())
 
-    result = _run_full_build(settings, instance)
+    result = run_full_build(settings, instance)
 
     assert result.success
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
@@ -91,13 +66,13 @@ def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_s
         dg.AssetKey(["staging", "stg_clickstream__events"]),
         dg.AssetKey(["staging", "stg_crm__orders"]),
     } <= all_keys
-    evaluations = _check_evaluations(result)
+    evaluations = check_evaluations(result)
     assert any(e.check_name == "expectations_raw_events" for e in evaluations)
     blocking = [e for e in evaluations if e.severity == dg.AssetCheckSeverity.ERROR]
     assert all(e.passed for e in blocking), [e.check_name for e in blocking if not e.passed]
 
     truth = json.loads((small_sample.truth_dir / "summary.json").read_text())
-    meta = _materialization_metadata(result, dg.AssetKey(["raw", "events"]))
+    meta = materialization_metadata(result, dg.AssetKey(["raw", "events"]))
     assert meta["landed"].value == small_sample.total_lines
     assert meta["loaded"].value == small_sample.valid_events
     assert meta["duplicate"].value == truth["bad_input"]["duplicate_event_ids"]
@@ -106,19 +81,19 @@ def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_s
     )
     assert meta["dagster/row_count"].value == small_sample.valid_events
     assert "| file_name |" in meta["load_audit"].value
-    events = _scalar(settings, "SELECT count(*) FROM staging.stg_clickstream__events")
+    events = scalar(settings, "SELECT count(*) FROM staging.stg_clickstream__events")
     assert small_sample.valid_events == truth["valid_distinct_events"]
     assert events == small_sample.valid_events - _bot_events(small_sample)  # staging drops bots
-    assert _scalar(settings, "SELECT sum(landed) FROM raw.event_load_audit") == (
+    assert scalar(settings, "SELECT sum(landed) FROM raw.event_load_audit") == (
         small_sample.total_lines
     )
-    assert _scalar(settings, "SELECT count(*) FROM staging.stg_crm__customers") == (
+    assert scalar(settings, "SELECT count(*) FROM staging.stg_crm__customers") == (
         _sqlite_count(small_sample, "customers")
     )
-    assert _scalar(settings, "SELECT count(*) FROM staging.stg_crm__orders") == (
+    assert scalar(settings, "SELECT count(*) FROM staging.stg_crm__orders") == (
         _sqlite_count(small_sample, "orders")
     )
-    orders_meta = _materialization_metadata(result, dg.AssetKey(["staging", "stg_crm__orders"]))
+    orders_meta = materialization_metadata(result, dg.AssetKey(["staging", "stg_crm__orders"]))
     assert orders_meta["dagster/row_count"].value == _sqlite_count(small_sample, "orders")
     assert "order_id" in {
         column.name for column in orders_meta["dagster/column_schema"].value.columns
@@ -126,19 +101,19 @@ def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_s
 
     clusters_before = _ml_results(settings, result, evaluations)
 
-    again = _run_full_build(settings, instance)
+    again = run_full_build(settings, instance)
 
     assert again.success
     # unchanged data: the same clusters under the same ids, and no drift of their shares
     assert _clusters(settings) == clusters_before
     (cluster_drift,) = [
-        e for e in _check_evaluations(again) if e.check_name == "cluster_share_drift"
+        e for e in check_evaluations(again) if e.check_name == "cluster_share_drift"
     ]
     assert cluster_drift.passed and cluster_drift.metadata["psi"].value == pytest.approx(0)
-    again_meta = _materialization_metadata(again, dg.AssetKey(["raw", "events"]))
+    again_meta = materialization_metadata(again, dg.AssetKey(["raw", "events"]))
     assert again_meta["files_loaded"].value == 0
     assert again_meta["files_skipped_already_loaded"].value == len(small_sample.files)
-    assert _scalar(settings, "SELECT count(*) FROM raw.events") == small_sample.valid_events
+    assert scalar(settings, "SELECT count(*) FROM raw.events") == small_sample.valid_events
 
 
 def _clusters(settings: Settings) -> dict[str, int]:
@@ -148,32 +123,32 @@ def _clusters(settings: Settings) -> dict[str, int]:
 
 def _ml_results(settings: Settings, result, evaluations) -> dict[str, int]:
     """Clusters, churn model, scores, the at-risk segment and drift checks of a full build."""
-    persons = _scalar(settings, "SELECT count(*) FROM marts.person_features")
+    persons = scalar(settings, "SELECT count(*) FROM marts.person_features")
     clusters = _clusters(settings)
     assert len(clusters) == persons
-    cluster_meta = _materialization_metadata(result, dg.AssetKey(["ml", "person_clusters"]))
+    cluster_meta = materialization_metadata(result, dg.AssetKey(["ml", "person_clusters"]))
     k = cluster_meta["k"].value
     assert 2 <= k <= 10 and len(set(clusters.values())) == k
-    assert _scalar(settings, "SELECT count(*) FROM ml.cluster_profiles") == k
+    assert scalar(settings, "SELECT count(*) FROM ml.cluster_profiles") == k
     assert "data:image/png;base64," in cluster_meta["projection_plot"].value
 
-    model_meta = _materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
+    model_meta = materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
     assert model_meta["trained"].value and model_meta["promoted"].value
     assert model_meta["validation_roc_auc"].value > 0.6
     version = model_meta["model_version"].value
-    scored = _scalar(settings, "SELECT count(*) FROM marts.churn_scoring_snapshot")
+    scored = scalar(settings, "SELECT count(*) FROM marts.churn_scoring_snapshot")
     assert scored > 0
     assert (
-        _scalar(settings, f"SELECT count(*) FROM ml.churn_scores WHERE model_version = '{version}'")
+        scalar(settings, f"SELECT count(*) FROM ml.churn_scores WHERE model_version = '{version}'")
         == scored
     )
-    at_risk = _scalar(
+    at_risk = scalar(
         settings,
         "SELECT count(*) FROM ml.churn_scores JOIN marts.person_features USING (person_id) "
         "WHERE is_at_risk",
     )
     assert at_risk > 0
-    assert at_risk == _scalar(
+    assert at_risk == scalar(
         settings, "SELECT count(*) FROM marts.person_segments WHERE segment_key = 'churn_at_risk'"
     )
     (drift,) = [e for e in evaluations if e.check_name == "churn_feature_drift"]
@@ -189,16 +164,16 @@ def _ml_results(settings: Settings, result, evaluations) -> dict[str, int]:
 
 def test_a_failing_blocking_check_stops_the_dbt_models(tmp_path, small_sample, instance):
     settings = _settings(tmp_path, small_sample)
-    assert _run_full_build(settings, instance).success
+    assert run_full_build(settings, instance).success
     with connect(settings.warehouse_path) as con:  # corrupt the raw table behind ingestion's back
         con.execute("INSERT INTO raw.events SELECT * FROM raw.events LIMIT 3")
         con.execute("DROP TABLE staging.stg_clickstream__events")
 
-    result = _run_full_build(settings, instance)
+    result = run_full_build(settings, instance)
 
     assert not result.success
     (evaluation,) = [
-        e for e in _check_evaluations(result) if e.check_name == "expectations_raw_events"
+        e for e in check_evaluations(result) if e.check_name == "expectations_raw_events"
     ]
     assert not evaluation.passed
     assert dg.AssetKey(["staging", "stg_clickstream__events"]) not in {
@@ -221,7 +196,7 @@ def test_a_bad_crm_batch_blocks_publishing_and_the_last_version_stays(
     shutil.copy(small_sample.crm_path, crm)
     settings = dataclasses.replace(_settings(tmp_path, small_sample), crm_url=f"sqlite:///{crm}")
     serving = settings.resolved_serving_dir
-    first = _run_full_build(settings, instance)
+    first = run_full_build(settings, instance)
     assert first.success
     published = _published_version(serving)
     published_bytes = (serving / "segments.duckdb").read_bytes()
@@ -233,10 +208,10 @@ def test_a_bad_crm_batch_blocks_publishing_and_the_last_version_stays(
                ALTER TABLE export RENAME TO customers;"""
         )
 
-    result = _run_full_build(settings, instance)
+    result = run_full_build(settings, instance)
 
     assert not result.success
-    failed = [e for e in _check_evaluations(result) if not e.passed]
+    failed = [e for e in check_evaluations(result) if not e.passed]
     assert any(
         e.check_name in ("expectations_crm_customers", "unique_stg_crm__customers_customer_id")
         for e in failed
@@ -245,7 +220,7 @@ def test_a_bad_crm_batch_blocks_publishing_and_the_last_version_stays(
     assert dg.AssetKey(["serving", "published_segments"]) not in materialized
     assert _published_version(serving) == published
     assert (serving / "segments.duckdb").read_bytes() == published_bytes
-    assert _scalar(settings, "SELECT count(*) FROM serving.publish_log") == 1
+    assert scalar(settings, "SELECT count(*) FROM serving.publish_log") == 1
 
 
 def test_a_failed_warning_expectation_warns_without_blocking(tmp_path, small_sample, instance):
@@ -271,7 +246,7 @@ def test_a_failed_warning_expectation_warns_without_blocking(tmp_path, small_sam
     )
 
     assert result.success
-    by_name = {e.check_name: e for e in _check_evaluations(result)}
+    by_name = {e.check_name: e for e in check_evaluations(result)}
     assert by_name["expectations_raw_events"].passed
     warning = by_name["expectations_raw_events_warnings"]
     assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
@@ -287,18 +262,18 @@ def test_churn_is_trained_and_scored_without_crm_records(tmp_path, small_sample,
         con.executescript("DELETE FROM customers; DELETE FROM orders; DELETE FROM consents;")
     settings = dataclasses.replace(_settings(tmp_path, small_sample), crm_url=f"sqlite:///{crm}")
 
-    result = _run_full_build(settings, instance)
+    result = run_full_build(settings, instance)
 
     assert result.success
-    model = _materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
+    model = materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
     assert model["trained"].value, model.get("reason")
     assert "sessions" in model["features"].value
-    assert _scalar(settings, "SELECT count(*) FROM intermediate.int_orders_deduplicated") == (
-        _scalar(
+    assert scalar(settings, "SELECT count(*) FROM intermediate.int_orders_deduplicated") == (
+        scalar(
             settings,
             "SELECT count(*) FROM intermediate.int_orders_deduplicated WHERE order_source = 'web'",
         )
     )
-    scored = _scalar(settings, "SELECT count(*) FROM ml.churn_scores")
+    scored = scalar(settings, "SELECT count(*) FROM ml.churn_scores")
     assert scored > 0
-    assert scored == _scalar(settings, "SELECT count(*) FROM marts.churn_scoring_snapshot")
+    assert scored == scalar(settings, "SELECT count(*) FROM marts.churn_scoring_snapshot")
