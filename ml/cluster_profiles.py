@@ -4,7 +4,7 @@ A feature distinguishes a cluster by its standardised mean difference: (cluster 
 population mean) / population standard deviation, computed on the preprocessed columns (log1p
 and standardised numbers, one-hot categories, missing indicators), i.e. the space the clusters
 were found in. A feature nearly collinear (|r| > 0.9) with one already listed is skipped, so
-``orders`` and ``frequency`` do not both name a cluster. Numeric features are described as
+``session_count`` and ``event_count`` do not both name a cluster. Numeric features are described as
 "high"/"low" with the cluster's and the population's mean in original units; 0/1 columns (a
 category, "x is missing") as "often"/"rarely".
 """
@@ -126,7 +126,7 @@ def _correlation(matrix: np.ndarray, usable: np.ndarray) -> np.ndarray:
 
 def _distinct(order: Sequence[int], correlation: np.ndarray, limit: int) -> list[int]:
     """The first ``limit`` features of ``order``, skipping near-duplicates (|r| > 0.9) of a
-    feature already listed, e.g. ``frequency`` after ``orders``."""
+    feature already listed, e.g. ``event_count`` after ``session_count``."""
     chosen: list[int] = []
     for i in order:
         if len(chosen) == limit:

@@ -72,7 +72,7 @@ class PreprocessingConfig:
 CLUSTERING_FEATURES: tuple[str, ...] = (
     "days_since_last_seen",
     "tenure_days",
-    "sessions_30d",
+    "session_count_30d",
     "content_page_share",
     "abandoned_carts_per_session",
     "conversion_rate",

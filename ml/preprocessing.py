@@ -386,7 +386,7 @@ def transform(
 
 def readable_feature_names(pipeline: Pipeline, features: FeatureSet) -> list[str]:
     """Names of the columns the ``columns`` step outputs (before any PCA), for people:
-    ``sessions_7d``, ``monetary is missing``, ``country=DE``, ``country=(other)``."""
+    ``session_count_7d``, ``lifetime_spend is missing``, ``country=DE``, ``country=(other)``."""
     raw = pipeline.named_steps["columns"].get_feature_names_out()
     by_length = sorted(features.categorical, key=len, reverse=True)
     names: list[str] = []

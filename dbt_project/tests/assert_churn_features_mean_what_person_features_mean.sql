@@ -1,9 +1,10 @@
 {#- One meaning per feature name: at as_of, every column churn_scoring_snapshot (the churn
     features, snapshot 0) shares with person_features holds the same value for the same person
-    (sessions, sessions_30d, sessions_90d, events_30d, events_90d, completed_orders, monetary,
-    ...). The churn features are computed from whole-day buckets, person_features from instants;
-    both count the window (as_of - N days, as_of]. A churn feature with another meaning needs a
-    name of its own (days_since_first_activity is not tenure_days, completed_orders not orders).
+    (session_count, session_count_30d, session_count_90d, event_count_30d, event_count_90d,
+    completed_orders, lifetime_spend, ...). The churn features are computed from whole-day
+    buckets, person_features from instants; both count the window (as_of - N days, as_of]. A
+    churn feature with another meaning needs a name of its own (days_since_first_activity is not
+    tenure_days, completed_orders not order_count).
     Returns the persons and columns that differ. -#}
 
 {%- set shared = [] -%}

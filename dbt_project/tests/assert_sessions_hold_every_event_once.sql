@@ -21,7 +21,7 @@ session_events as (
 
     select
         person_id,
-        sum(events) as events
+        sum(event_count) as event_count
     from sessions
     group by person_id
 
@@ -31,7 +31,7 @@ person_events as (
 
     select
         person_id,
-        count(*) as events
+        count(*) as event_count
     from events
     group by person_id
 
@@ -41,11 +41,11 @@ miscounted as (
 
     select
         coalesce(session_events.person_id, person_events.person_id) as person_id,
-        'events: ' || cast(coalesce(session_events.events, 0) as varchar) || ' in sessions, '
-        || cast(coalesce(person_events.events, 0) as varchar) || ' stitched' as problem
+        'events: ' || cast(coalesce(session_events.event_count, 0) as varchar) || ' in sessions, '
+        || cast(coalesce(person_events.event_count, 0) as varchar) || ' stitched' as problem
     from session_events
     full outer join person_events on session_events.person_id = person_events.person_id
-    where coalesce(session_events.events, 0) <> coalesce(person_events.events, 0)
+    where coalesce(session_events.event_count, 0) <> coalesce(person_events.event_count, 0)
 
 ),
 

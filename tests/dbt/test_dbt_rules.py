@@ -158,13 +158,13 @@ BAD_CASES = {
     ),
     "session-without-events": Bad(
         [
-            "UPDATE marts.sessions SET events = 0, page_views = 0, product_views = 0, "
+            "UPDATE marts.sessions SET event_count = 0, page_views = 0, product_views = 0, "
             "content_page_views = 0, purchases = 0, is_converted = false "
             f"WHERE session_id = {A_SESSION}"
         ],
         ["sessions"],
         # the session's events are missing from the person's sessions too
-        {"accepted_range sessions.events": 1, "assert_sessions_hold_every_event_once": 1},
+        {"accepted_range sessions.event_count": 1, "assert_sessions_hold_every_event_once": 1},
     ),
     "session-after-as-of": Bad(
         [
@@ -228,11 +228,11 @@ BAD_CASES = {
     ),
     "negative-monetary-value": Bad(
         [
-            "UPDATE marts.person_rfm_scores SET monetary = -1 "
+            "UPDATE marts.person_rfm_scores SET lifetime_spend = -1 "
             "WHERE person_id = (SELECT min(person_id) FROM marts.person_rfm_scores)"
         ],
         ["person_rfm_scores"],
-        {"accepted_range person_rfm_scores.monetary": 1},
+        {"accepted_range person_rfm_scores.lifetime_spend": 1},
     ),
     # person_segments
     "segment-twice": Bad(
@@ -352,7 +352,7 @@ CONTRACT_NOT_NULL = [
     ("sessions", "person_id"),
     ("sessions", "started_at"),
     ("sessions", "ended_at"),
-    ("sessions", "events"),
+    ("sessions", "event_count"),
     ("person_features", "person_id"),
     ("person_rfm_scores", "person_id"),
     ("person_segments", "person_id"),
@@ -376,3 +376,173 @@ def test_contracts_refuse_nulls_in_their_not_null_columns(built: Built, tmp_path
         for mart, column in CONTRACT_NOT_NULL:
             with pytest.raises(duckdb.ConstraintException, match="NOT NULL"):
                 con.execute(f"UPDATE marts.{mart} SET {column} = NULL")
+
+
+# --- marts an analyst cannot misread (issue 20) -----------------------------------------------
+
+# The ML training tables are not for BI (serving publishes only the BI tables): in the scoring
+# snapshot snapshot_at equals as_of by definition.
+NOT_FOR_BI = {"churn_snapshots", "churn_scoring_snapshot"}
+# Pairs equal in the sample by coincidence, not by definition (say why).
+EQUAL_IN_THE_SAMPLE_ONLY = {
+    # a session with two purchases, or a purchase event outside a session's person, tells them
+    # apart; the generated sample has one purchase per converting session
+    ("person_features", ("web_orders", "converted_sessions")),
+}
+NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+
+
+def equal_column_pairs(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """Pairs of columns of ``table`` equal in every row (numbers compared as numbers, other
+    columns only with a column of their own type); a constant column is left out (it equals
+    another constant by coincidence, not by duplication)."""
+    columns = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE schema_name = 'marts' AND table_name = ? ORDER BY column_index",
+        [table],
+    ).fetchall()
+    varying = [
+        (name, kind)
+        for (name, kind), distinct in zip(
+            columns,
+            con.execute(
+                "SELECT "
+                + ", ".join(
+                    f'count(DISTINCT "{name}") + max(("{name}" IS NULL)::INT)'
+                    for name, _ in columns
+                )
+                + f" FROM marts.{table}"
+            ).fetchone(),
+            strict=True,
+        )
+        if distinct > 1
+    ]
+
+    def comparable(a: str, b: str) -> bool:
+        return a == b or (a.startswith(NUMERIC) and b.startswith(NUMERIC))
+
+    def value(name: str, kind: str) -> str:
+        return f'"{name}"::DOUBLE' if kind.startswith(NUMERIC) else f'"{name}"'
+
+    pairs = [
+        (left, right)
+        for i, left in enumerate(varying)
+        for right in varying[i + 1 :]
+        if comparable(left[1], right[1])
+    ]
+    if not pairs:
+        return []
+    differing = con.execute(
+        "SELECT "
+        + ", ".join(
+            f"count(*) FILTER (WHERE {value(*left)} IS DISTINCT FROM {value(*right)})"
+            for left, right in pairs
+        )
+        + f" FROM marts.{table}"
+    ).fetchone()
+    return [
+        (left[0], right[0])
+        for (left, right), rows in zip(pairs, differing, strict=True)
+        if rows == 0
+    ]
+
+
+def test_no_mart_for_bi_has_two_columns_equal_in_every_row(built: Built) -> None:
+    """A column that repeats another under a second name (person_features.monetary was
+    lifetime_spend, frequency was completed_orders) invites an analyst to add them up."""
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        tables = [
+            name
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts' "
+                "ORDER BY table_name"
+            ).fetchall()
+            if name not in NOT_FOR_BI
+        ]
+        empty = [
+            t for t in tables if not con.execute(f"SELECT count(*) FROM marts.{t}").fetchone()[0]
+        ]
+        duplicates = {table: equal_column_pairs(con, table) for table in tables}
+    assert empty == []  # an empty table would pass vacuously
+    found = {(table, pair) for table, pairs in duplicates.items() for pair in pairs}
+    assert found - EQUAL_IN_THE_SAMPLE_ONLY == set()
+
+
+def test_funnel_steps_sum_to_the_sessions_and_segments_live_apart(built: Built) -> None:
+    """funnel_steps counts every session once (summing its days gives the sessions that reached
+    each step); the per-segment rows, which overlap, are in funnel_steps_by_segment only."""
+    reached = {
+        "product_view": "product_views > 0",
+        "add_to_cart": "product_views > 0 AND add_to_carts > 0",
+        "checkout": "product_views > 0 AND add_to_carts > 0 AND checkout_starts > 0",
+        "purchase": "product_views > 0 AND add_to_carts > 0 AND checkout_starts > 0 "
+        "AND purchases > 0",
+    }
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        overall = dict(
+            con.execute(
+                "SELECT step_name, sum(sessions_reached) FROM marts.funnel_steps GROUP BY step_name"
+            ).fetchall()
+        )
+        sessions = f"marts.sessions WHERE started_at <= {AS_OF_SQL}"
+        expected = {
+            step: con.execute(f"SELECT count(*) FILTER (WHERE {rule}) FROM {sessions}").fetchone()[
+                0
+            ]
+            for step, rule in reached.items()
+        }
+        first_step_days = con.execute(
+            "SELECT sum(session_count) FROM marts.funnel_steps WHERE step_number = 1"
+        ).fetchone()[0]
+        all_sessions = con.execute(f"SELECT count(*) FROM {sessions}").fetchone()[0]
+        overall_columns = {row[0] for row in con.execute("DESCRIBE marts.funnel_steps").fetchall()}
+        segment_rows = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE segment_key IS NULL OR segment_key = 'all'), "
+            "sum(session_count) FILTER (WHERE step_number = 1) "
+            "FROM marts.funnel_steps_by_segment"
+        ).fetchone()
+        # each segment's rows count the sessions of its members, and nothing else
+        by_segment = con.execute(
+            "SELECT f.segment_key, sum(f.sessions_reached) FROM marts.funnel_steps_by_segment f "
+            "WHERE f.step_number = 1 GROUP BY f.segment_key "
+            "EXCEPT SELECT m.segment_key, count(*) FILTER (WHERE s.product_views > 0) "
+            f"FROM marts.sessions s JOIN marts.person_segments m USING (person_id) "
+            f"WHERE s.started_at <= {AS_OF_SQL} GROUP BY m.segment_key"
+        ).fetchall()
+
+    assert all_sessions > 0 and expected["purchase"] > 0
+    assert overall == expected
+    assert first_step_days == all_sessions
+    assert "segment_key" not in overall_columns and "segment_group" not in overall_columns
+    rows, overall_rows_among_segments, segment_sessions = segment_rows
+    assert rows > 0 and overall_rows_among_segments == 0
+    assert by_segment == []
+    # segments overlap: their rows summed would count sessions more than once
+    assert segment_sessions > all_sessions
+
+
+def test_churn_features_keep_the_names_of_person_features(built: Built) -> None:
+    """assert_churn_features_mean_what_person_features_mean compares the columns the churn
+    snapshot shares with person_features: the renames keep the shared ones shared."""
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        columns = {
+            table: {
+                name
+                for (name,) in con.execute(
+                    "SELECT column_name FROM duckdb_columns() "
+                    "WHERE schema_name = 'marts' AND table_name = ?",
+                    [table],
+                ).fetchall()
+            }
+            for table in ("person_features", "churn_scoring_snapshot")
+        }
+    shared = columns["person_features"] & columns["churn_scoring_snapshot"]
+    assert {
+        "session_count",
+        "session_count_30d",
+        "session_count_90d",
+        "event_count_30d",
+        "event_count_90d",
+        "completed_orders",
+        "lifetime_spend",
+    } <= shared

@@ -116,7 +116,7 @@ CREATE TABLE seeds.content_decision_rules AS SELECT * FROM (VALUES
 ) AS t(rule_id, priority, segment_key, content_variant);
 
 CREATE TABLE marts.person_features AS SELECT
-    'p' || i AS person_id, (i % 7)::BIGINT AS events,
+    'p' || i AS person_id, (i % 7)::BIGINT AS event_count,
     {AS_OF_SQL} - INTERVAL 1 HOUR - i * INTERVAL 1 MINUTE AS last_seen_at, {AS_OF_SQL} AS as_of
 FROM range({PERSONS}) AS t(i);
 
@@ -124,7 +124,7 @@ CREATE TABLE marts.sessions AS SELECT
     's' || i AS session_id, 'p' || (i % {PERSONS}) AS person_id,
     {AS_OF_SQL} - INTERVAL 2 HOUR - i * INTERVAL 1 MINUTE AS started_at,
     {AS_OF_SQL} - INTERVAL 2 HOUR - i * INTERVAL 1 MINUTE + INTERVAL 5 MINUTE AS ended_at,
-    300.0::DOUBLE AS duration_seconds, 3::BIGINT AS events, 2::BIGINT AS page_views,
+    300.0::DOUBLE AS duration_seconds, 3::BIGINT AS event_count, 2::BIGINT AS page_views,
     false AS is_converted
 FROM range({SESSIONS}) AS t(i);
 
@@ -153,8 +153,9 @@ CREATE TABLE marts.content_decisions AS SELECT
 FROM range({PERSONS}) AS t(i);
 
 CREATE TABLE marts.person_rfm_scores AS SELECT
-    'p' || i AS person_id, (i % 90)::INTEGER AS recency_days, (1 + i % 4)::BIGINT AS frequency,
-    (20 + i)::DECIMAL(18, 2) AS monetary, (1 + i % 5)::INTEGER AS r_score,
+    'p' || i AS person_id, (i % 90)::INTEGER AS recency_days,
+    (1 + i % 4)::BIGINT AS completed_orders, (20 + i)::DECIMAL(18, 2) AS lifetime_spend,
+    (1 + i % 5)::INTEGER AS r_score,
     (1 + i % 5)::INTEGER AS f_score, (1 + (i + 1) % 5)::INTEGER AS m_score,
     CASE WHEN i % 4 = 0 THEN 'rfm_champions' ELSE 'rfm_lost' END AS rfm_segment_key
 FROM range({PERSONS}) AS t(i) WHERE i % 4 IN (0, 1);

@@ -77,10 +77,10 @@ def churn_snapshots(
                     "snapshot_at": snapshot_at,
                     "snapshot_number": n_labelled - step,  # as in the churn_snapshots mart
                     "churned": labels,
-                    "sessions_30d": sessions_30d,
+                    "session_count_30d": sessions_30d,
                     "recency_days": pd.array(recency_days, dtype="Int64"),
-                    "orders": orders,
-                    "monetary": monetary,
+                    "order_count": orders,
+                    "lifetime_spend": monetary,
                     "country": country,
                     "loyalty_tier": pd.Series(tier, dtype="str"),
                 }
@@ -109,7 +109,7 @@ def person_features(n: int = 300, seed: int = 0) -> pd.DataFrame:
             "person_id": [f"p{i}" for i in range(n)],
             "customer_id": pd.Series([f"c{i}" if i % 3 else None for i in range(n)], dtype="str"),
             "is_customer": rng.random(n) > 0.4,
-            "anonymous_ids": rng.integers(1, 4, n),
+            "anonymous_id_count": rng.integers(1, 4, n),
             "signup_at": pd.Timestamp("2025-01-01", tz="UTC"),
             "last_seen_at": pd.to_datetime("2026-10-01", utc=True)
             - pd.to_timedelta(rng.integers(0, 90, n), unit="D"),
@@ -121,12 +121,12 @@ def person_features(n: int = 300, seed: int = 0) -> pd.DataFrame:
                 ],
                 dtype="Int64",
             ),
-            "orders": pd.array(orders, dtype="Int64"),
-            "monetary": [
+            "order_count": pd.array(orders, dtype="Int64"),
+            "lifetime_spend": [
                 Decimal(f"{x:.2f}") if o else None
                 for x, o in zip(rng.lognormal(4, 1, n), orders, strict=True)
             ],
-            "events_30d": rng.negative_binomial(1, 0.02, n),
+            "event_count_30d": rng.negative_binomial(1, 0.02, n),
             "bounce_rate": rng.random(n),
             "country": pd.Series(rng.choice(["DE", "FR", "NL", "BE"], n), dtype="str"),
             "loyalty_tier": pd.Series([None] * n, dtype="str"),

@@ -152,7 +152,7 @@ def test_scores_carry_bands_threshold_version_and_as_of(trained):
 
 def test_scoring_tolerates_missing_feature_columns(trained):
     data, result = trained
-    scoring = latest_snapshot(data).drop(columns=["monetary", "loyalty_tier"])
+    scoring = latest_snapshot(data).drop(columns=["lifetime_spend", "loyalty_tier"])
     scores = score_churn(result.model, scoring, as_of="2026-09-02T00:00:00Z")
     assert scores["churn_probability"].notna().all()
     assert (scores["as_of"] == pd.Timestamp("2026-09-02", tz="UTC")).all()
@@ -185,9 +185,12 @@ def test_risk_band_edges_are_inclusive_lower_bounds():
     ("missing", "kept"),
     [
         # CRM only: no web events, so the session columns are all 0 and recency all null
-        ({"sessions_30d": 0, "recency_days": pd.NA}, {"orders", "monetary"}),
+        ({"session_count_30d": 0, "recency_days": pd.NA}, {"order_count", "lifetime_spend"}),
         # events only: no CRM, so the order columns are all 0 and the tier unknown
-        ({"orders": 0, "monetary": 0.0, "loyalty_tier": None}, {"sessions_30d", "recency_days"}),
+        (
+            {"order_count": 0, "lifetime_spend": 0.0, "loyalty_tier": None},
+            {"session_count_30d", "recency_days"},
+        ),
     ],
     ids=["crm_orders_only", "events_only"],
 )

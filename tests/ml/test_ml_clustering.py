@@ -130,21 +130,23 @@ def test_profiles_name_clusters_by_their_distinguishing_features():
     frame = pd.DataFrame(
         {
             "person_id": [f"p{i}" for i in range(n)],
-            "sessions_7d": np.where(heavy, rng.poisson(20, n), rng.poisson(1, n)),
+            "session_count_7d": np.where(heavy, rng.poisson(20, n), rng.poisson(1, n)),
             "recency_days": np.where(heavy, rng.integers(0, 3, n), rng.integers(30, 90, n)),
             "country": rng.choice(["DE", "FR"], n),
         }
     )
-    frame["sessions_7d_web"] = frame["sessions_7d"]  # a duplicate must not name a cluster twice
+    frame["session_count_7d_web"] = frame[
+        "session_count_7d"
+    ]  # a duplicate must not name a cluster twice
     result = fit_clusters(frame, ClusteringConfig(k_min=2, k_max=2))
 
     heavy_id = int(result.membership.set_index("person_id").loc["p0", "cluster_id"])
     profile = result.profiles.set_index("cluster_id").loc[heavy_id]
-    assert set(profile["name"].split(", ")) == {"high sessions_7d", "low recency_days"}
-    assert "high sessions_7d (+" in profile["top_features"]
-    assert "sessions_7d_web" not in profile["top_features"]
+    assert set(profile["name"].split(", ")) == {"high session_count_7d", "low recency_days"}
+    assert "high session_count_7d (+" in profile["top_features"]
+    assert "session_count_7d_web" not in profile["top_features"]
     other = result.profiles.set_index("cluster_id").drop(index=heavy_id).iloc[0]
-    assert set(other["name"].split(", ")) == {"low sessions_7d", "high recency_days"}
+    assert set(other["name"].split(", ")) == {"low session_count_7d", "high recency_days"}
     assert profile["share"] == pytest.approx(200 / 600)
 
 
@@ -247,7 +249,7 @@ def test_too_few_people_is_a_clear_error():
 def test_person_features_table_with_awkward_dtypes_and_empty_crm_columns(person_table):
     table = person_table(400)
     # events-only deployment: every CRM-derived column is null, some are absent altogether
-    crm = ["customer_id", "is_customer", "recency_days", "orders", "monetary", "country"]
+    crm = ["customer_id", "is_customer", "recency_days", "order_count", "lifetime_spend", "country"]
     events_only = table.assign(**{c: None for c in crm}).drop(columns=["loyalty_tier"])
 
     for frame in (table, events_only):
@@ -258,6 +260,6 @@ def test_person_features_table_with_awkward_dtypes_and_empty_crm_columns(person_
         assert result.profiles["name"].is_unique
         assert result.profiles["name"].str.len().gt(0).all()
         assert "person_id" not in result.features.columns
-    assert result.features.dropped["orders"] == "entirely null"
+    assert result.features.dropped["order_count"] == "entirely null"
     assert "country" not in result.features.columns
-    assert "events_30d" in result.features.columns
+    assert "event_count_30d" in result.features.columns

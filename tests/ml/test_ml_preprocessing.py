@@ -20,8 +20,13 @@ from ml.preprocessing import (
 def test_selects_by_dtype_and_drops_ids_timestamps_empty_and_constant_columns(person_table):
     features = select_features(person_table())
 
-    assert set(features.numeric_log) == {"orders", "monetary", "events_30d"}
-    assert set(features.numeric) == {"is_customer", "anonymous_ids", "recency_days", "bounce_rate"}
+    assert set(features.numeric_log) == {"order_count", "lifetime_spend", "event_count_30d"}
+    assert set(features.numeric) == {
+        "is_customer",
+        "anonymous_id_count",
+        "recency_days",
+        "bounce_rate",
+    }
     assert features.categorical == ("country",)
     assert features.dropped == {
         "person_id": "identifier",
@@ -38,14 +43,14 @@ def test_selects_by_dtype_and_drops_ids_timestamps_empty_and_constant_columns(pe
 
 def test_include_exclude_and_missing_included_columns(person_table):
     config = FeatureConfig(
-        include=("orders", "bounce_rate", "country", "not_there"), exclude=("country",)
+        include=("order_count", "bounce_rate", "country", "not_there"), exclude=("country",)
     )
     features = select_features(person_table(), config)
 
-    assert features.columns == ("orders", "bounce_rate")
+    assert features.columns == ("order_count", "bounce_rate")
     assert features.dropped["not_there"] == "missing from table"
     assert features.dropped["country"] == "excluded by config"
-    assert features.dropped["events_30d"] == "not in include list"
+    assert features.dropped["event_count_30d"] == "not in include list"
 
 
 def test_high_cardinality_strings_are_not_features():
@@ -64,10 +69,10 @@ def test_pipeline_survives_null_missing_and_unseen_values_at_scoring_time(person
 
     # events-only deployment at scoring: CRM columns gone, an unseen country, a negative count
     scoring = person_table(50, seed=1).drop(
-        columns=["orders", "monetary", "recency_days", "is_customer"]
+        columns=["order_count", "lifetime_spend", "recency_days", "is_customer"]
     )
     scoring.loc[0, "country"] = "XX"
-    scoring.loc[1, "events_30d"] = -3
+    scoring.loc[1, "event_count_30d"] = -3
     scored = transform(pipeline, prepare_frame(scoring, features))
 
     assert scored.shape == (50, trained.shape[1])
@@ -75,21 +80,21 @@ def test_pipeline_survives_null_missing_and_unseen_values_at_scoring_time(person
     names = readable_feature_names(pipeline, features)
     country_columns = [i for i, name in enumerate(names) if name.startswith("country=")]
     assert scored[0, country_columns].sum() == 0  # unknown category: no one-hot column set
-    assert "monetary is missing" in names
-    assert "orders is missing" not in names  # no nulls in training, no indicator
+    assert "lifetime_spend is missing" in names
+    assert "order_count is missing" not in names  # no nulls in training, no indicator
 
 
 def test_log_then_standardise_tames_heavy_tails():
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"events": np.append(rng.poisson(3, 999), 1_000_000)})
+    frame = pd.DataFrame({"event_count": np.append(rng.poisson(3, 999), 1_000_000)})
     features = select_features(frame)
     pipeline = fit_preprocessor(
         prepare_frame(frame, features), features, PreprocessingConfig(clip_z=None)
     )
     values = transform(pipeline, prepare_frame(frame, features))[:, 0]
 
-    assert features.numeric_log == ("events",)
-    raw = frame["events"].to_numpy(dtype=float)
+    assert features.numeric_log == ("event_count",)
+    raw = frame["event_count"].to_numpy(dtype=float)
     raw_z = (raw - raw.mean()) / raw.std()
     # plain standardisation squashes everyone but the outlier onto one point ...
     assert raw_z[:-1].std() < 0.001
@@ -121,7 +126,7 @@ def test_rare_categories_are_grouped():
 
 def test_all_null_or_id_only_table_raises_a_clear_error():
     frame = pd.DataFrame(
-        {"person_id": ["a", "b"], "orders": [None, None], "as_of": pd.Timestamp("2026-01-01")}
+        {"person_id": ["a", "b"], "order_count": [None, None], "as_of": pd.Timestamp("2026-01-01")}
     )
     with pytest.raises(NoFeaturesError, match="no usable feature"):
         select_features(frame)

@@ -151,8 +151,8 @@ final as (
         person_id,
         customer_id,
         customer_id is not null as is_customer,
-        anonymous_ids,
-        user_ids,
+        anonymous_ids as anonymous_id_count,
+        user_ids as user_id_count,
         country,
         loyalty_tier,
 
@@ -167,33 +167,31 @@ final as (
             {{ dbt.datediff('last_event_at', as_of, 'second') }} / 86400.0
         ) as integer) as days_since_last_seen,
 
-        -- recency, frequency, monetary value (completed orders, CRM and web without doubles)
+        -- orders (completed orders: CRM and web, each order once)
         cast(floor(
             {{ dbt.datediff('last_completed_ordered_at', as_of, 'second') }} / 86400.0
         ) as integer) as recency_days,
-        completed_orders as frequency,
         first_ordered_at,
         last_completed_ordered_at as last_ordered_at,
-        cast(lifetime_spend as decimal(18, 2)) as monetary,
-        orders,
+        orders as order_count,
         completed_orders,
         cast(lifetime_spend as decimal(18, 2)) as lifetime_spend,
         cast(avg_order_value as decimal(18, 2)) as avg_order_value,
-        orders_7d,
-        orders_30d,
+        orders_7d as order_count_7d,
+        orders_30d as order_count_30d,
         web_orders,
 
         -- activity
-        events,
-        events_7d,
-        events_30d,
-        events_90d,
-        events_last_hour,
-        events_last_5_minutes,
-        sessions,
-        sessions_7d,
-        sessions_30d,
-        sessions_90d,
+        events as event_count,
+        events_7d as event_count_7d,
+        events_30d as event_count_30d,
+        events_90d as event_count_90d,
+        events_last_hour as event_count_last_hour,
+        events_last_5_minutes as event_count_last_5_minutes,
+        sessions as session_count,
+        sessions_7d as session_count_7d,
+        sessions_30d as session_count_30d,
+        sessions_90d as session_count_90d,
         avg_session_duration_seconds,
         pages_per_session,
         avg_content_pages_per_session,

@@ -12,6 +12,7 @@ select * exclude (
     identifiers_fingerprint,
     orders_fingerprint
 )
+{{ churn_mart_renames() }}
 from {{ ref('int_churn_features_at_as_of') }}
 where
     person_id in (

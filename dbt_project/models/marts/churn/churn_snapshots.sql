@@ -21,5 +21,6 @@ snapshots as (
 
 )
 
-select * from snapshots
+select * {{ churn_mart_renames() }}
+from snapshots
 where person_id in (select person_id from profiled_persons)

@@ -25,11 +25,11 @@ ranked as (
     select
         person_id,
         recency_days,
-        frequency,
-        monetary,
+        completed_orders,
+        lifetime_spend,
         percent_rank() over (order by last_ordered_at) as recency_rank,
-        percent_rank() over (order by frequency) as frequency_rank,
-        percent_rank() over (order by monetary) as monetary_rank,
+        percent_rank() over (order by completed_orders) as frequency_rank,
+        percent_rank() over (order by lifetime_spend) as monetary_rank,
         as_of
     from features
 
@@ -60,8 +60,8 @@ segmented as (
     select
         with_fm.person_id,
         with_fm.recency_days,
-        with_fm.frequency,
-        with_fm.monetary,
+        with_fm.completed_orders,
+        with_fm.lifetime_spend,
         with_fm.r_score,
         with_fm.f_score,
         with_fm.m_score,

@@ -44,7 +44,7 @@ final as (
         catalog.segment_group,
         catalog.segment_key,
         catalog.segment_name,
-        coalesce(segment_counts.persons, 0) as persons,
+        coalesce(segment_counts.persons, 0) as person_count,
         case
             when population.persons > 0
                 then coalesce(segment_counts.persons, 0) * 1.0 / population.persons

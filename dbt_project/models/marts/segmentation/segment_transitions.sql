@@ -115,7 +115,7 @@ final as (
         segment_group,
         from_segment_key,
         to_segment_key,
-        count(*) as persons
+        count(*) as person_count
     from moves
     group by changed_at, segment_group, from_segment_key, to_segment_key
 
