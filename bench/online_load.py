@@ -81,7 +81,7 @@ def build_tables(con: duckdb.DuckDBPyConnection, persons: int) -> None:
         FROM persons WHERE hash(i, 'scored') % 100 < 60;
     CREATE TABLE ml.person_clusters AS
         SELECT person_id, (i % 8)::INTEGER AS cluster_id,
-            'high sessions_30d, low lifetime_spend' AS cluster_name
+            'high session_count_30d, low lifetime_spend' AS cluster_name
         FROM persons;
     CREATE TABLE seeds.content_decision_rules AS SELECT * FROM (VALUES
         ('default', 1000, NULL, 'default')) t(rule_id, priority, segment_key, content_variant);

@@ -423,6 +423,15 @@ def score_churn(
                 break
         else:
             raise ValueError(f"pass as_of: frame has no {config.snapshot_column!r} or 'as_of'")
+    missing = [name for name in model.features.columns if name not in frame.columns]
+    if missing:  # scored as null; a model trained before a rename of its features
+        log.warning(
+            "churn model %s was trained on columns the scored table does not have: %s; they "
+            "count as null, which weakens the scores. If they were renamed (an upgrade), run "
+            "the full_build job once: it retrains the model on the current columns",
+            model.version or UNREGISTERED_VERSION,
+            ", ".join(missing),
+        )
     probability = model.predict_proba(frame)
     scores = pd.DataFrame(
         {

@@ -87,7 +87,7 @@ def write_foreign_clickstream(path: Path, day: datetime) -> None:
 # person, one session each.
 SEGMENT_USER_IDS = {"s-anon-1": "u-500", "s-anon-2": "u-501"}
 SEGMENT_EMAIL = "ada@example.com"
-# (page views, product views, add to carts, checkout starts, purchases, events) per session
+# (page views, product views, add to carts, checkout starts, purchases, event count) per session
 SEGMENT_EXPECTED = {"s-anon-1": (2, 1, 1, 1, 1, 8), "s-anon-2": (1, 1, 0, 0, 0, 3)}
 
 

@@ -177,7 +177,7 @@ def test_orders_and_spend_match_the_crm_without_double_counting(built):
                 FROM raw.crm_orders GROUP BY customer_id
             )
             SELECT count(*),
-                   count(CASE WHEN f.orders = t.n_orders::INTEGER THEN 1 END),
+                   count(CASE WHEN f.order_count = t.n_orders::INTEGER THEN 1 END),
                    count(CASE WHEN abs(f.lifetime_spend
                                        - t.lifetime_spend::DOUBLE * coalesce(r.rate, 1))
                                    <= 0.005 * t.n_orders::INTEGER + 1e-9
@@ -224,7 +224,7 @@ def test_churned_persons_are_quiet_and_not_new_or_frequent(built):
             """
             SELECT count(*), count(CASE WHEN f.days_since_last_seen >= 120 THEN 1 END)
             FROM main.person_truth AS t JOIN marts.person_features AS f USING (person_id)
-            WHERE t.archetype = 'churned' AND f.events > 0
+            WHERE t.archetype = 'churned' AND f.event_count > 0
             """
         ).fetchone()
         active_segments = con.execute(
@@ -262,7 +262,7 @@ def test_offline_buyers_are_persons_with_orders_and_rfm_but_no_sessions(built):
     with warehouse_connection(built.warehouse) as con:
         persons, without_events, with_rfm = con.execute(
             """
-            SELECT count(*), count(CASE WHEN f.events = 0 AND f.sessions = 0 THEN 1 END),
+            SELECT count(*), count(CASE WHEN f.event_count = 0 AND f.session_count = 0 THEN 1 END),
                    count(r.person_id)
             FROM main.person_truth AS t
             JOIN marts.person_features AS f USING (person_id)

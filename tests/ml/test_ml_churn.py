@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -150,12 +152,17 @@ def test_scores_carry_bands_threshold_version_and_as_of(trained):
     assert (scores["as_of"] == pd.Timestamp("2026-09-01", tz="UTC")).all()
 
 
-def test_scoring_tolerates_missing_feature_columns(trained):
+def test_scoring_tolerates_missing_feature_columns_and_names_them(trained, caplog):
+    """A model trained before its features were renamed still scores (the old columns count as
+    null) and says which columns are missing and that full_build retrains it."""
     data, result = trained
     scoring = latest_snapshot(data).drop(columns=["lifetime_spend", "loyalty_tier"])
-    scores = score_churn(result.model, scoring, as_of="2026-09-02T00:00:00Z")
+    with caplog.at_level(logging.WARNING, logger="ml.churn"):
+        scores = score_churn(result.model, scoring, as_of="2026-09-02T00:00:00Z")
     assert scores["churn_probability"].notna().all()
     assert (scores["as_of"] == pd.Timestamp("2026-09-02", tz="UTC")).all()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "lifetime_spend, loyalty_tier" in warning and "full_build" in warning
 
 
 def test_metrics_on_hand_made_predictions():

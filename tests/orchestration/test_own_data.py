@@ -146,7 +146,7 @@ def test_crm_only_with_three_currencies_and_the_consent_default(tmp_path, instan
         ).fetchone()
     with connect(settings.warehouse_path, read_only=True) as con:
         buyers, sessions = con.execute(
-            "SELECT count(*) FILTER (WHERE completed_orders > 0), max(sessions) "
+            "SELECT count(*) FILTER (WHERE completed_orders > 0), max(session_count) "
             "FROM marts.person_features"
         ).fetchone()
         assert (buyers, sessions) == (expected_buyers, 0)

@@ -402,7 +402,7 @@ def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(wor
             "JOIN ml.person_clusters USING (person_id) JOIN ml.churn_scores USING (person_id) "
             "WHERE f.customer_id IS NOT NULL "
             "AND f.person_id IN (SELECT person_id FROM marts.churn_snapshots) "
-            "ORDER BY f.events DESC LIMIT 1"
+            "ORDER BY f.event_count DESC LIMIT 1"
         ).fetchone()
     (customer,) = [
         c
