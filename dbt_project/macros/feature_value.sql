@@ -23,7 +23,10 @@
 
 
 {#- The value of the feature named by `name_expression` (a column holding a feature name) for a
-    row of `relation_alias`, as a double: one CASE branch per numeric column of the model. -#}
+    row of `relation_alias`, as a double: one CASE branch per numeric column of the model. A name
+    that is no such column stops the build with an error naming it, rather than never matching:
+    a misspelt rule, or a rule table loaded before an upgrade renamed the column (incremental
+    runs do not reload seeds; full_build does). -#}
 {% macro feature_value(model_name, relation_alias, name_expression) -%}
     {%- set columns = numeric_columns(model_name) -%}
     {%- if columns -%}
@@ -31,6 +34,12 @@
         {%- for column in columns %}
         when '{{ column }}' then cast({{ relation_alias }}.{{ column }} as double)
         {%- endfor %}
+        else error(
+            'a rule names ' || coalesce('"' || {{ name_expression }} || '"', 'no feature')
+            || ', which is not a numeric column of {{ model_name }}: correct the rule, or, if '
+            || 'an upgrade renamed the column (README: upgrade notes), rename it in the seed '
+            || 'and run the full_build job once (sensor runs do not reload seeds)'
+        )
     end
     {%- else -%}
     cast(null as double)

@@ -546,3 +546,25 @@ def test_churn_features_keep_the_names_of_person_features(built: Built) -> None:
         "completed_orders",
         "lifetime_spend",
     } <= shared
+
+
+def test_a_rule_naming_a_renamed_feature_stops_the_build_and_names_the_fix(built: Built) -> None:
+    """A warehouse upgraded from before the renames still holds the old segment rules (sensor
+    runs do not reload seeds): person_segments fails naming the feature and the fix, instead of
+    silently leaving everybody out of the segments whose rules name it."""
+    release_dbt_duckdb()
+    case = built.root / "stale_rules.duckdb"
+    shutil.copy(built.warehouse, case)
+    with warehouse_connection(case) as con:
+        con.execute(
+            "UPDATE seeds.segment_rules SET feature = 'events' WHERE feature = 'event_count'"
+        )
+    result = Dbt(case, built.root / "stale").invoke(
+        "run", "--select", "person_segments", expect_success=False
+    )
+    release_dbt_duckdb()
+
+    assert not result.success
+    message = failure_messages(result)
+    assert '"events", which is not a numeric column of person_features' in message
+    assert "full_build" in message
