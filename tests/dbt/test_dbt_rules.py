@@ -468,9 +468,12 @@ def test_no_mart_for_bi_has_two_columns_equal_in_every_row(built: Built) -> None
     assert found - EQUAL_IN_THE_SAMPLE_ONLY == set()
 
 
-def test_funnel_steps_sum_to_the_sessions_and_segments_live_apart(built: Built) -> None:
-    """funnel_steps counts every session once (summing its days gives the sessions that reached
-    each step); the per-segment rows, which overlap, are in funnel_steps_by_segment only."""
+SESSIONS_AT_AS_OF = f"marts.sessions WHERE started_at <= {AS_OF_SQL}"
+
+
+def test_funnel_steps_count_every_session_once(built: Built) -> None:
+    """Summing funnel_steps over its days gives, per step, the sessions that reached it: no row
+    counts a session twice (it used to add overlapping per-segment rows to the 'all' rows)."""
     reached = {
         "product_view": "product_views > 0",
         "add_to_cart": "product_views > 0 AND add_to_carts > 0",
@@ -479,45 +482,56 @@ def test_funnel_steps_sum_to_the_sessions_and_segments_live_apart(built: Built) 
         "AND purchases > 0",
     }
     with duckdb.connect(str(built.warehouse), read_only=True) as con:
-        overall = dict(
+        summed = dict(
             con.execute(
                 "SELECT step_name, sum(sessions_reached) FROM marts.funnel_steps GROUP BY step_name"
             ).fetchall()
         )
-        sessions = f"marts.sessions WHERE started_at <= {AS_OF_SQL}"
         expected = {
-            step: con.execute(f"SELECT count(*) FILTER (WHERE {rule}) FROM {sessions}").fetchone()[
-                0
-            ]
+            step: con.execute(
+                f"SELECT count(*) FILTER (WHERE {rule}) FROM {SESSIONS_AT_AS_OF}"
+            ).fetchone()[0]
             for step, rule in reached.items()
         }
-        first_step_days = con.execute(
-            "SELECT sum(session_count) FROM marts.funnel_steps WHERE step_number = 1"
-        ).fetchone()[0]
-        all_sessions = con.execute(f"SELECT count(*) FROM {sessions}").fetchone()[0]
-        overall_columns = {row[0] for row in con.execute("DESCRIBE marts.funnel_steps").fetchall()}
-        segment_rows = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE segment_key IS NULL OR segment_key = 'all'), "
-            "sum(session_count) FILTER (WHERE step_number = 1) "
-            "FROM marts.funnel_steps_by_segment"
+        days_summed, all_sessions = con.execute(
+            "SELECT (SELECT sum(session_count) FROM marts.funnel_steps WHERE step_number = 1), "
+            f"(SELECT count(*) FROM {SESSIONS_AT_AS_OF})"
         ).fetchone()
-        # each segment's rows count the sessions of its members, and nothing else
-        by_segment = con.execute(
-            "SELECT f.segment_key, sum(f.sessions_reached) FROM marts.funnel_steps_by_segment f "
-            "WHERE f.step_number = 1 GROUP BY f.segment_key "
-            "EXCEPT SELECT m.segment_key, count(*) FILTER (WHERE s.product_views > 0) "
-            f"FROM marts.sessions s JOIN marts.person_segments m USING (person_id) "
-            f"WHERE s.started_at <= {AS_OF_SQL} GROUP BY m.segment_key"
-        ).fetchall()
+        columns = {row[0] for row in con.execute("DESCRIBE marts.funnel_steps").fetchall()}
 
     assert all_sessions > 0 and expected["purchase"] > 0
-    assert overall == expected
-    assert first_step_days == all_sessions
-    assert "segment_key" not in overall_columns and "segment_group" not in overall_columns
-    rows, overall_rows_among_segments, segment_sessions = segment_rows
-    assert rows > 0 and overall_rows_among_segments == 0
-    assert by_segment == []
-    # segments overlap: their rows summed would count sessions more than once
+    assert summed == expected
+    assert days_summed == all_sessions
+    assert not columns & {"segment_key", "segment_group"}
+
+
+def test_funnel_steps_by_segment_holds_the_overlapping_segment_rows(built: Built) -> None:
+    """Each segment's rows count the sessions of the persons in it; no overall rows; and the
+    segments overlap, so their rows summed would count sessions more than once (which is why
+    they live in a table of their own)."""
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        rows, overall_rows, segment_sessions, all_sessions = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE segment_key IS NULL OR segment_key = 'all'), "
+            "sum(session_count) FILTER (WHERE step_number = 1), "
+            f"(SELECT count(*) FROM {SESSIONS_AT_AS_OF}) "
+            "FROM marts.funnel_steps_by_segment"
+        ).fetchone()
+        by_segment = dict(
+            con.execute(
+                "SELECT segment_key, sum(sessions_reached) FROM marts.funnel_steps_by_segment "
+                "WHERE step_number = 1 GROUP BY segment_key"
+            ).fetchall()
+        )
+        expected = dict(
+            con.execute(
+                "SELECT m.segment_key, count(*) FILTER (WHERE s.product_views > 0) "
+                "FROM marts.sessions AS s JOIN marts.person_segments AS m USING (person_id) "
+                f"WHERE s.started_at <= {AS_OF_SQL} GROUP BY m.segment_key"
+            ).fetchall()
+        )
+
+    assert rows > 0 and overall_rows == 0
+    assert by_segment == expected
     assert segment_sessions > all_sessions
 
 
