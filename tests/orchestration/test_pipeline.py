@@ -267,7 +267,7 @@ def test_churn_is_trained_and_scored_without_crm_records(tmp_path, small_sample,
     assert result.success
     model = materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
     assert model["trained"].value, model.get("reason")
-    assert "sessions" in model["features"].value
+    assert "session_count" in model["features"].value
     assert scalar(settings, "SELECT count(*) FROM intermediate.int_orders_deduplicated") == (
         scalar(
             settings,
