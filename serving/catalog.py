@@ -10,9 +10,11 @@ dbt manifest and ``ml/schemas.py``), since serving imports neither dbt nor ml.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import duckdb
 
 PUBLISHED_TABLES_FILE = Path(__file__).with_name("published_tables.toml")
 
@@ -48,8 +50,10 @@ class TableDoc:
         return {c.name: c.description for c in self.columns if c.description.strip()}
 
 
-def load_published_tables(path: Path = PUBLISHED_TABLES_FILE) -> tuple[PublishedTable, ...]:
-    """The list in ``path``, in its order; a malformed entry raises ValueError naming it."""
+def load_published_tables(path: Path | None = None) -> tuple[PublishedTable, ...]:
+    """The list in ``path`` (default: ``published_tables.toml``), in its order; a malformed
+    entry raises ValueError naming it."""
+    path = path or PUBLISHED_TABLES_FILE
     with path.open("rb") as handle:
         entries = tomllib.load(handle).get("table", [])
     tables: list[PublishedTable] = []
@@ -73,6 +77,26 @@ def load_published_tables(path: Path = PUBLISHED_TABLES_FILE) -> tuple[Published
     if duplicates:
         raise ValueError(f"{path}: published twice under the same name: {duplicates}")
     return tuple(tables)
+
+
+def warehouse_columns(
+    con: duckdb.DuckDBPyConnection, listed: Sequence[PublishedTable]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """(schema.table -> column names, for every listed table the warehouse on ``con`` has;
+    the listed tables it lacks). A missing table is not an error: the publish leaves it out
+    and warns (a model renamed or not built yet), so the other tables are still published.
+    """
+    names = [table.name for table in listed]
+    columns: dict[str, list[str]] = {}
+    for schema, table, column in con.execute(
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+        "WHERE database_name = current_database() "
+        "AND list_contains(?, schema_name || '.' || table_name) ORDER BY column_index",
+        [names],
+    ).fetchall():
+        columns.setdefault(f"{schema}.{table}", []).append(column)
+    present = {name: columns[name] for name in names if name in columns}
+    return present, [name for name in names if name not in columns]
 
 
 def undocumented(
