@@ -20,11 +20,13 @@ from typing import Any
 
 from ml.schemas import ML_TABLES
 from serving.catalog import ColumnDoc, TableDoc, load_published_tables
-from serving.data_dictionary import render_markdown
+from serving.data_dictionary import REGENERATE, render_markdown
 from serving.publish import PUBLISH_VERSION_DOC
 from warehouse.settings import DBT_PROJECT_DIR
 
 log = logging.getLogger(__name__)
+
+__all__ = ["REGENERATE", "data_dictionary", "table_documentation"]
 
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 
