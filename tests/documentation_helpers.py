@@ -81,3 +81,32 @@ def postgres_keys(engine: sa.Engine, schema: str) -> dict[str, list[list[str]]]:
     for table, kind, columns in rows:
         keys.setdefault(table, []).append([kind, *columns])
     return {table: sorted(entries) for table, entries in keys.items()}
+
+
+def published_expectation(with_version: bool = True) -> dict[str, str | None]:
+    """What the outputs of a real publish should say: the documentation of every listed table
+    that this version builds (dbt manifest, ml/schemas.py), and of publish_version."""
+    from orchestration.documentation import table_documentation
+    from serving.catalog import load_published_tables
+    from serving.publish import PUBLISH_VERSION_DOC
+
+    docs = table_documentation()
+    listed = {t.name: docs[t.name] for t in load_published_tables() if t.name in docs}
+    if with_version:
+        listed["serving.publish_version"] = PUBLISH_VERSION_DOC
+    return expected_comments(listed)
+
+
+def assert_documented_as_declared(comments: dict[str, str | None], expected) -> None:
+    """Exactly the expected tables; each table and column says what its declaration says; every
+    table, and every column of the ML tables and publish_version, has a non-empty comment."""
+    assert {k for k in comments if "." not in k} == {k for k in expected if "." not in k}
+    differing = {k: (comments.get(k), v) for k, v in expected.items() if comments.get(k) != v}
+    assert differing == {}
+    declared_in_python = ("churn_scores", "person_clusters", "cluster_profiles", "publish_version")
+    empty = [
+        k
+        for k, v in comments.items()
+        if not v and ("." not in k or k.split(".", 1)[0] in declared_in_python)
+    ]
+    assert empty == []
