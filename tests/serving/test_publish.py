@@ -550,3 +550,23 @@ def test_postgres_gets_comments_primary_keys_and_indexes_and_refuses_duplicate_k
             pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}__loading_v2" CASCADE')
         engine.dispose()
+
+
+def test_an_erasure_keeps_the_documentation_of_the_outputs_it_rewrites(tmp_path):
+    from serving.erasure import erase_in_serving
+
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    expected = expected_comments({**DOCS, "serving.publish_version": PUBLISH_VERSION_DOC})
+    with connect(warehouse) as con:
+        _documented_warehouse(con)
+        publish_duckdb(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
+        publish_parquet(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
+        con.execute("CREATE TEMP TABLE _erase_persons AS SELECT 'p1' AS person_id")
+        con.execute("CREATE TEMP TABLE _erase_pseudonyms (pseudonym VARCHAR)")
+        removed = erase_in_serving(con, serving)
+
+    assert removed["parquet:person_features.parquet"] == 1
+    assert removed["parquet:person_segments.parquet"] == 3
+    assert duckdb_comments(serving / PUBLISHED_DUCKDB) == expected
+    parquet = parquet_comments(serving / PARQUET_DIR / CURRENT)
+    assert parquet == {k: v for k, v in expected.items() if not k.startswith("publish_")}
