@@ -154,7 +154,7 @@ def publish_duckdb(
                 rows_written = patch_table(con, table, copy) if patching else None
                 if rows_written is None:
                     con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {table}")
-                con.execute(_duckdb_comments(con, copy, docs.get(table)))
+                _in_one_transaction(con, _duckdb_comments(con, copy, docs.get(table)))
                 rows = con.execute(f"SELECT count(*) FROM {copy}").fetchone()[0]
                 published[table] = PublishedRows(
                     rows=rows,
@@ -166,8 +166,9 @@ def publish_duckdb(
                 "SELECT ?::VARCHAR AS version, now() AS published_at",
                 [version],
             )
-            con.execute(
-                _duckdb_comments(con, f"publishing.main.{PUBLISH_VERSION}", PUBLISH_VERSION_DOC)
+            _in_one_transaction(
+                con,
+                _duckdb_comments(con, f"publishing.main.{PUBLISH_VERSION}", PUBLISH_VERSION_DOC),
             )
         finally:
             con.execute("DETACH publishing")
@@ -188,6 +189,18 @@ def _quoted(identifier: str) -> str:
 
 def _comment(text: str | None) -> str:
     return _sql_literal(text) if text and text.strip() else "NULL"
+
+
+def _in_one_transaction(con: duckdb.DuckDBPyConnection, script: str) -> None:
+    """Run ``script`` in one transaction: a COMMENT ON committed on its own costs a few
+    milliseconds (the quick start's ~230 comments: ~0.5 s), all at once about a tenth."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(script)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def _duckdb_comments(con: duckdb.DuckDBPyConnection, relation: str, doc: TableDoc | None) -> str:
