@@ -114,8 +114,10 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
             without_docs = undocumented(tables, columns, docs)
             if without_docs:
                 context.log.warning(
-                    "published without a description (document them where they are built): %s",
-                    ", ".join(without_docs),
+                    "%d table(s) or column(s) published without a description, e.g. %s (all in "
+                    "the `undocumented` metadata; describe them where they are built)",
+                    len(without_docs),
+                    ", ".join(without_docs[:3]),
                 )
             published = publish_duckdb(
                 con,
