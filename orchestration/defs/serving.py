@@ -78,8 +78,8 @@ def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
             "DuckDB file <serving>/segments.duckdb (swapped by rename), Parquet under "
             "<serving>/parquet/current (symlink switched), and, when configured, a PostgreSQL "
             "schema with primary keys and indexes (swapped in one transaction, readable by the BI "
-            "role). Runs only when every "
-            "blocking check of the run passed; each publish is recorded in serving.publish_log."
+            "role). Runs only when every blocking check of the run passed; each publish is "
+            "recorded in serving.publish_log."
         ),
     )
     def published_segments(
