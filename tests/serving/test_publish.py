@@ -381,20 +381,34 @@ def duckdb_1x_python(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_the_published_file_opens_in_duckdb_1x(tmp_path, duckdb_1x_python):
-    """A whole write and a patch of it (the sensor's) stay readable by a DuckDB 1.x client."""
+    """A whole write and a patch of it (the sensor's) stay readable by a DuckDB 1.x client,
+    documentation included."""
     warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    docs = {"marts.sizes": TableDoc("Sizes_of_segments.", (ColumnDoc("size", "INTEGER", "n"),))}
     with connect(warehouse) as con:
         con.execute("CREATE SCHEMA marts")
         con.execute(
             "CREATE TABLE marts.sizes AS SELECT i AS segment, 10 AS size FROM range(5) t(i)"
         )
-        publish_duckdb(con, ["marts.sizes"], serving, "v1", storage_version="v1.4.0")
+        publish_duckdb(
+            con, ["marts.sizes"], serving, "v1", storage_version="v1.4.0", documentation=docs
+        )
         con.execute("UPDATE marts.sizes SET size = 11 WHERE segment = 0")
-        publish_duckdb(con, ["marts.sizes"], serving, "v2", patch=True, storage_version="v1.4.0")
+        publish_duckdb(
+            con,
+            ["marts.sizes"],
+            serving,
+            "v2",
+            patch=True,
+            storage_version="v1.4.0",
+            documentation=docs,
+        )
     read = (
         "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
         "print(duckdb.__version__, con.execute('SELECT sum(size) FROM sizes').fetchone()[0], "
-        "con.execute('SELECT version FROM publish_version').fetchone()[0])"
+        "con.execute('SELECT version FROM publish_version').fetchone()[0], "
+        "con.execute(\"SELECT comment FROM duckdb_tables() WHERE table_name = 'sizes'\")"
+        ".fetchone()[0])"
     )
     published = serving / "segments.duckdb"
     out = subprocess.run(
@@ -403,7 +417,7 @@ def test_the_published_file_opens_in_duckdb_1x(tmp_path, duckdb_1x_python):
         capture_output=True,
         text=True,
     ).stdout.split()
-    assert out[0].startswith("1.") and out[1:] == ["51", "v2"]
+    assert out[0].startswith("1.") and out[1:] == ["51", "v2", "Sizes_of_segments."]
 
     # this DuckDB's own storage version (the setting left empty) is one a 1.x client refuses
     with connect(warehouse) as con:
