@@ -1,21 +1,125 @@
-"""The tables the ml package writes: the one declaration of their columns and DuckDB types.
+"""The tables the ml package writes: the one declaration of their columns, DuckDB types and
+documentation.
 
-The Dagster assets create these tables from this declaration (``create_table_sql``), and so
+The Dagster assets create ``ml.churn_scores`` from this declaration (``create_table_sql``), and so
 does anything that builds the dbt project without running them (dbt reads ``ml.churn_scores``
 as the declared source ``source('ml', 'churn_scores')``, whose columns are not listed again).
+The descriptions are written for BI analysts: the publish copies them into every published
+output (table and column comments, Parquet metadata) and the data dictionary lists them.
 """
 
 from __future__ import annotations
 
-CHURN_SCORES_TABLE = "ml.churn_scores"
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MlColumn:
+    type: str  # DuckDB type
+    description: str
+
+
+@dataclass(frozen=True)
+class MlTable:
+    name: str  # schema.table in the warehouse
+    description: str
+    columns: dict[str, MlColumn]
+
+
+CHURN_SCORES = MlTable(
+    "ml.churn_scores",
+    "Churn risk of every person scored at the run's as_of (the instant the run computes its "
+    "results at): one row per person, from the churn model in use at that time. A person "
+    "churns when they neither start a session nor place an order in the following days (the "
+    "churn horizon; `segwh config` shows it). Persons without any activity before as_of are "
+    "not scored.",
+    {
+        "person_id": MlColumn("VARCHAR", "The person (the key of person_features)."),
+        "churn_probability": MlColumn(
+            "DOUBLE",
+            "Estimated probability (0 to 1) that the person churns within the churn horizon "
+            "after as_of.",
+        ),
+        "risk_band": MlColumn(
+            "VARCHAR",
+            "churn_probability in words: low, medium or high (the band edges are settings; "
+            "`segwh config` shows them).",
+        ),
+        "is_at_risk": MlColumn(
+            "BOOLEAN",
+            "True when churn_probability reaches the at-risk threshold; these persons form the "
+            "churn_at_risk segment.",
+        ),
+        "model_version": MlColumn(
+            "VARCHAR", "Version of the churn model that produced the score (training time and id)."
+        ),
+        "as_of": MlColumn("TIMESTAMP", "The instant (UTC) the score describes."),
+    },
+)
+
+PERSON_CLUSTERS = MlTable(
+    "ml.person_clusters",
+    "The behavioural cluster of every profiled person at the run's as_of: one row per person. "
+    "Clusters group persons with similar behaviour (visits, carts, orders, spend, ...); a "
+    "cluster keeps its id from run to run as long as it stays recognisably the same group. "
+    "What each cluster stands for is in cluster_profiles.",
+    {
+        "person_id": MlColumn("VARCHAR", "The person (the key of person_features)."),
+        "cluster_id": MlColumn(
+            "BIGINT", "The person's cluster (the key of cluster_profiles); stable across runs."
+        ),
+        "distance_to_centroid": MlColumn(
+            "DOUBLE",
+            "How far the person lies from the centre of their cluster, in standardised feature "
+            "units: small values are typical members, large values borderline ones.",
+        ),
+        "cluster_name": MlColumn(
+            "VARCHAR",
+            "Short name of the cluster from its most distinctive features (as in "
+            "cluster_profiles.name).",
+        ),
+        "as_of": MlColumn("TIMESTAMP", "The instant (UTC) the clustering describes."),
+    },
+)
+
+CLUSTER_PROFILES = MlTable(
+    "ml.cluster_profiles",
+    "What each behavioural cluster stands for at the run's as_of: one row per cluster, with its "
+    "size and the features that set it apart from everyone else.",
+    {
+        "cluster_id": MlColumn("BIGINT", "The cluster; person_clusters.cluster_id refers to it."),
+        "name": MlColumn(
+            "VARCHAR",
+            "Short name from the cluster's most distinctive features, e.g. 'high "
+            "lifetime_spend, low days_since_last_session'.",
+        ),
+        "size": MlColumn("BIGINT", "Number of persons in the cluster."),
+        "share": MlColumn("DOUBLE", "Share of all clustered persons in the cluster (0 to 1)."),
+        "is_small": MlColumn(
+            "BOOLEAN",
+            "True when the cluster holds less than the minimum share of persons (a setting; "
+            "`segwh config` shows it): treat its profile with care.",
+        ),
+        "top_features": MlColumn(
+            "VARCHAR",
+            "The most distinctive features, '; '-separated: high or low, how far from the "
+            "average in standard deviations, and the cluster's and everyone's mean.",
+        ),
+        "mean_distance_to_centroid": MlColumn(
+            "DOUBLE",
+            "Average distance_to_centroid of the cluster's persons: how tight the cluster is.",
+        ),
+        "as_of": MlColumn("TIMESTAMP", "The instant (UTC) the clustering describes."),
+    },
+)
+
+ML_TABLES: tuple[MlTable, ...] = (CHURN_SCORES, PERSON_CLUSTERS, CLUSTER_PROFILES)
+"""Every table the ml package writes to the warehouse."""
+
+CHURN_SCORES_TABLE = CHURN_SCORES.name
 
 CHURN_SCORE_COLUMNS: dict[str, str] = {
-    "person_id": "VARCHAR",
-    "churn_probability": "DOUBLE",
-    "risk_band": "VARCHAR",
-    "is_at_risk": "BOOLEAN",
-    "model_version": "VARCHAR",
-    "as_of": "TIMESTAMP",
+    name: column.type for name, column in CHURN_SCORES.columns.items()
 }
 """One row per scored person (``ml.churn.score_churn``); every column is NOT NULL."""
 

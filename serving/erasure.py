@@ -31,7 +31,7 @@ from privacy.erasure import (
 )
 from serving.online import store as online_store
 from serving.online.profiles import MIRROR_TABLES
-from serving.publish import CURRENT, PARQUET_DIR, PUBLISHED_DUCKDB
+from serving.publish import CURRENT, PARQUET_DIR, PUBLISHED_DUCKDB, parquet_copy_options
 from warehouse.connection import table_exists
 
 
@@ -77,8 +77,9 @@ def erase_in_serving(
 
 
 def _erase_parquet(con: duckdb.DuckDBPyConnection, root: Path, removed: dict[str, int]) -> None:
-    """A new version folder without the subject's rows; ``current`` switched to it; every
-    other version (each holds the subject) deleted."""
+    """A new version folder without the subject's rows (each file keeps its key-value
+    metadata: the documentation); ``current`` switched to it; every other version (each holds
+    the subject) deleted."""
     current = (root / CURRENT).resolve()
     version = f"{current.name}-erased-{uuid.uuid4().hex[:8]}"
     folder = root / version
@@ -95,9 +96,14 @@ def _erase_parquet(con: duckdb.DuckDBPyConnection, root: Path, removed: dict[str
         removed[f"parquet:{path.name}"] = con.execute(
             f"SELECT count(*) FROM _published WHERE {predicate}"
         ).fetchone()[0]
+        kv_metadata = dict(
+            con.execute(
+                "SELECT decode(key), decode(value) FROM parquet_kv_metadata(?)", [str(path)]
+            ).fetchall()
+        )
         con.execute(
             f"COPY (SELECT * FROM _published WHERE NOT ({predicate})) TO '{folder / path.name}' "
-            "(FORMAT parquet)"
+            f"({parquet_copy_options(kv_metadata)})"
         )
     con.execute("DROP VIEW _published")
     link = root / f".{CURRENT}.{version}.tmp"

@@ -10,6 +10,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from documentation_helpers import (
+    assert_documented_as_declared,
+    duckdb_comments,
+    parquet_comments,
+    published_expectation,
+)
 from run_helpers import check_evaluations, materialization_metadata, run_full_build, scalar
 
 from orchestration.definitions import build_definitions
@@ -159,6 +165,12 @@ def _ml_results(settings: Settings, result, evaluations) -> dict[str, int]:
             row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         }
     assert {"person_clusters", "cluster_profiles", "churn_scores", "content_decisions"} <= tables
+    # only the listed tables, documented from the dbt models and ml/schemas.py (whose columns
+    # must be those the ml assets write): no ML training table reaches BI
+    assert not tables & {"churn_snapshots", "churn_scoring_snapshot"}
+    assert_documented_as_declared(duckdb_comments(published), published_expectation())
+    parquet = settings.resolved_serving_dir / "parquet" / "current"
+    assert_documented_as_declared(parquet_comments(parquet), published_expectation(False))
     return clusters
 
 

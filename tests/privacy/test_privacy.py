@@ -15,6 +15,14 @@ import dagster as dg
 import duckdb
 import pytest
 import sqlalchemy as sa
+from documentation_helpers import (
+    assert_documented_as_declared,
+    duckdb_comments,
+    parquet_comments,
+    postgres_comments,
+    postgres_keys,
+    published_expectation,
+)
 from online_helpers import online_store_on
 from table_helpers import rows_differing
 
@@ -26,6 +34,7 @@ from privacy import pseudonyms
 from privacy.erasure import ErasureRequestError, erase_in_warehouse
 from privacy.pseudonyms import PseudonymizationKeyError
 from sample_data import DEFAULT_AS_OF
+from serving.catalog import load_published_tables
 from serving.online import store as online_store
 from serving.online.store import OnlineStore
 from warehouse.connection import connect
@@ -481,7 +490,6 @@ def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(wor
                     "person_clusters",
                     "churn_scores",
                     "person_segments",
-                    "churn_snapshots",
                 ],
             )
             == []
@@ -495,17 +503,40 @@ def test_a_consent_event_withdrawal_takes_effect_in_the_next_incremental_run(wor
     ]
     metadata = publish.materialization.metadata
     assert "marts.sessions" not in metadata["duckdb_tables_written_whole"].value
+    listed = {t.published_name: t.name for t in load_published_tables()}
     with connect(world.settings.warehouse_path, read_only=True) as con:
         con.execute(f"ATTACH '{published}' AS published (READ_ONLY)")
         tables = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() "
-            "WHERE database_name = current_database() AND schema_name IN ('marts', 'ml')"
+            "SELECT table_name FROM duckdb_tables() "
+            "WHERE database_name = 'published' AND table_name <> 'publish_version'"
         ).fetchall()
         rows = 0
-        for schema, table in tables:
-            rows += con.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone()[0]
-            assert rows_differing(con, f"{schema}.{table}", f"published.main.{table}") == 0, table
+        for (table,) in tables:
+            rows += con.execute(f"SELECT count(*) FROM {listed[table]}").fetchone()[0]
+            assert rows_differing(con, listed[table], f"published.main.{table}") == 0, table
     assert 0 < metadata["duckdb_rows_written"].value < rows / 4, rows
+    # the patched file is documented like a whole write
+    assert_documented_as_declared(duckdb_comments(published), published_expectation())
+
+
+def test_postgres_gets_only_the_listed_tables_documented_with_keys_and_person_indexes(world):
+    schema = world.settings.serving_postgres_schema
+    engine = sa.create_engine(world.postgres_url)
+    try:
+        assert_documented_as_declared(postgres_comments(engine, schema), published_expectation())
+        keys = postgres_keys(engine, schema)
+    finally:
+        engine.dispose()
+    assert "churn_snapshots" not in keys and "churn_scoring_snapshot" not in keys
+    for table in load_published_tables():
+        if table.published_name not in keys:
+            continue  # listed but not built by this version (the publish warned)
+        expected = [["pk", *table.primary_key]] if table.primary_key else []
+        expected += [["index", *index] for index in table.indexes]
+        assert keys[table.published_name] == sorted(expected), table.name
+    # a person lookup finds an index wherever person_id is a column
+    with_person = [t for t, entries in keys.items() if any(e[1] == "person_id" for e in entries)]
+    assert {"person_features", "sessions", "person_identifiers", "churn_scores"} <= set(with_person)
 
 
 def test_erasure_removes_every_trace_and_later_loads_do_not_bring_the_person_back(world):
@@ -570,6 +601,9 @@ def test_erasure_removes_every_trace_and_later_loads_do_not_bring_the_person_bac
     assert removed["raw.events"] == len(events_before)
     assert removed["raw.crm_customers"] == 1 and removed.get("marts.person_features"), removed
     assert removed.get("duckdb:person_features") and removed.get("parquet:person_features.parquet")
+    # the rewritten Parquet files keep their documentation
+    current = world.settings.resolved_serving_dir / "parquet" / "current"
+    assert_documented_as_declared(parquet_comments(current), published_expectation(False))
     assert any(k.startswith("postgres:") for k in removed)
     audit_text = json.dumps(audit, default=str)
     assert not any(v in audit_text for v in values["customer_id"] | values["email"])

@@ -15,11 +15,20 @@ from pathlib import Path
 import duckdb
 import pytest
 import sqlalchemy as sa
+from documentation_helpers import (
+    duckdb_comments,
+    expected_comments,
+    parquet_comments,
+    postgres_comments,
+    postgres_keys,
+)
 from table_helpers import rows_differing
 
+from serving.catalog import ColumnDoc, PublishedTable, TableDoc
 from serving.publish import (
     CURRENT,
     PARQUET_DIR,
+    PUBLISH_VERSION_DOC,
     PUBLISHED_DUCKDB,
     new_version,
     publish_duckdb,
@@ -372,20 +381,34 @@ def duckdb_1x_python(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_the_published_file_opens_in_duckdb_1x(tmp_path, duckdb_1x_python):
-    """A whole write and a patch of it (the sensor's) stay readable by a DuckDB 1.x client."""
+    """A whole write and a patch of it (the sensor's) stay readable by a DuckDB 1.x client,
+    documentation included."""
     warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    docs = {"marts.sizes": TableDoc("Sizes_of_segments.", (ColumnDoc("size", "INTEGER", "n"),))}
     with connect(warehouse) as con:
         con.execute("CREATE SCHEMA marts")
         con.execute(
             "CREATE TABLE marts.sizes AS SELECT i AS segment, 10 AS size FROM range(5) t(i)"
         )
-        publish_duckdb(con, ["marts.sizes"], serving, "v1", storage_version="v1.4.0")
+        publish_duckdb(
+            con, ["marts.sizes"], serving, "v1", storage_version="v1.4.0", documentation=docs
+        )
         con.execute("UPDATE marts.sizes SET size = 11 WHERE segment = 0")
-        publish_duckdb(con, ["marts.sizes"], serving, "v2", patch=True, storage_version="v1.4.0")
+        publish_duckdb(
+            con,
+            ["marts.sizes"],
+            serving,
+            "v2",
+            patch=True,
+            storage_version="v1.4.0",
+            documentation=docs,
+        )
     read = (
         "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
         "print(duckdb.__version__, con.execute('SELECT sum(size) FROM sizes').fetchone()[0], "
-        "con.execute('SELECT version FROM publish_version').fetchone()[0])"
+        "con.execute('SELECT version FROM publish_version').fetchone()[0], "
+        "con.execute(\"SELECT comment FROM duckdb_tables() WHERE table_name = 'sizes'\")"
+        ".fetchone()[0])"
     )
     published = serving / "segments.duckdb"
     out = subprocess.run(
@@ -394,7 +417,7 @@ def test_the_published_file_opens_in_duckdb_1x(tmp_path, duckdb_1x_python):
         capture_output=True,
         text=True,
     ).stdout.split()
-    assert out[0].startswith("1.") and out[1:] == ["51", "v2"]
+    assert out[0].startswith("1.") and out[1:] == ["51", "v2", "Sizes_of_segments."]
 
     # this DuckDB's own storage version (the setting left empty) is one a 1.x client refuses
     with connect(warehouse) as con:
@@ -403,3 +426,161 @@ def test_the_published_file_opens_in_duckdb_1x(tmp_path, duckdb_1x_python):
         [str(duckdb_1x_python), "-c", read, str(published)], capture_output=True, text=True
     )
     assert refused.returncode != 0 and "version" in refused.stderr
+
+
+# --- documentation, keys and indexes in every output --------------------------------------------
+
+DOCS = {
+    "marts.person_features": TableDoc(
+        "One row per person: what they did up to the run's as_of.",
+        (
+            ColumnDoc("person_id", "VARCHAR", "The person."),
+            ColumnDoc("session_count", "BIGINT", "Sessions of the person (it's a count)."),
+            ColumnDoc("Mixed Case", "VARCHAR", "A column whose name needs quoting."),
+        ),
+    ),
+    "marts.person_segments": TableDoc(
+        "One row per person and segment they hold.",
+        (
+            ColumnDoc("person_id", "VARCHAR", "The person."),
+            ColumnDoc("segment_key", "VARCHAR", "The segment."),
+        ),
+    ),
+}
+DOCUMENTED_TABLES = list(DOCS)
+KEYS = {
+    "marts.person_features": PublishedTable("marts.person_features", ("person_id",)),
+    "marts.person_segments": PublishedTable(
+        "marts.person_segments", ("person_id", "segment_key"), (("segment_key",),)
+    ),
+}
+
+
+def _documented_warehouse(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA marts")
+    con.execute(
+        "CREATE TABLE marts.person_features AS SELECT 'p' || i AS person_id, "
+        "i AS session_count, 'x' AS \"Mixed Case\" FROM range(100) t(i)"
+    )
+    con.execute(
+        "CREATE TABLE marts.person_segments AS SELECT 'p' || i AS person_id, "
+        "'segment-' || j AS segment_key FROM range(100) t(i), range(3) s(j)"
+    )
+
+
+def test_every_table_and_column_is_documented_in_the_duckdb_file_and_parquet(tmp_path):
+    """Whole write, then a patch of it as sensor runs do (rows and descriptions changed)."""
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    expected = expected_comments({**DOCS, "serving.publish_version": PUBLISH_VERSION_DOC})
+    with connect(warehouse) as con:
+        _documented_warehouse(con)
+        publish_duckdb(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
+        publish_parquet(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
+
+        assert duckdb_comments(serving / PUBLISHED_DUCKDB) == expected
+        assert all(expected.values())  # every table and column has a non-empty comment
+        parquet = parquet_comments(serving / PARQUET_DIR / CURRENT)
+        assert parquet == {k: v for k, v in expected.items() if not k.startswith("publish_")}
+
+        # a sensor run: a few rows change, one description is rewritten, one column loses its
+        con.execute("UPDATE marts.person_features SET session_count = 0 WHERE session_count < 3")
+        features = DOCS["marts.person_features"]
+        rewritten = {
+            **DOCS,
+            "marts.person_features": TableDoc(
+                "One row per person, rewritten.",
+                (
+                    ColumnDoc("person_id", "VARCHAR", "The person, rewritten."),
+                    ColumnDoc("session_count", "BIGINT", ""),
+                    features.columns[2],
+                ),
+            ),
+        }
+        patched = publish_duckdb(
+            con, DOCUMENTED_TABLES, serving, "v2", patch=True, documentation=rewritten
+        )
+
+    assert patched["marts.person_features"].patched and patched["marts.person_segments"].patched
+    after_patch = duckdb_comments(serving / PUBLISHED_DUCKDB)
+    assert after_patch == {
+        **expected,
+        "person_features": "One row per person, rewritten.",
+        "person_features.person_id": "The person, rewritten.",
+        "person_features.session_count": None,  # no stale comment left from the copied file
+    }
+
+
+@pytest.mark.postgres
+def test_postgres_gets_comments_primary_keys_and_indexes_and_refuses_duplicate_keys(
+    tmp_path, postgres_url
+):
+    warehouse = tmp_path / "warehouse.duckdb"
+    schema = f"docs_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(postgres_url)
+
+    def publish(con, version: str) -> None:
+        publish_postgres(
+            con,
+            DOCUMENTED_TABLES,
+            engine,
+            schema,
+            version,
+            "segwh_bi_reader",
+            tmp_path / "scratch",
+            documentation=DOCS,
+            keys=KEYS,
+        )
+
+    try:
+        with connect(warehouse) as con:
+            _documented_warehouse(con)
+            publish(con, "v1")
+            assert postgres_comments(engine, schema) == expected_comments(
+                {**DOCS, "serving.publish_version": PUBLISH_VERSION_DOC}
+            )
+            assert postgres_keys(engine, schema) == {
+                "person_features": [["pk", "person_id"]],
+                "person_segments": [["index", "segment_key"], ["pk", "person_id", "segment_key"]],
+            }
+            with engine.connect() as pg:  # a person lookup uses the key, not a scan
+                pg.exec_driver_sql("SET enable_seqscan = off")
+                plan = pg.exec_driver_sql(
+                    f'EXPLAIN SELECT * FROM "{schema}".person_segments WHERE person_id = %s',
+                    ("p1",),
+                ).all()
+            assert "Index" in " ".join(row[0] for row in plan)
+
+            # a duplicate key fails the publish before the swap: the served version stays
+            con.execute(
+                "INSERT INTO marts.person_features SELECT * FROM marts.person_features LIMIT 1"
+            )
+            with pytest.raises(sa.exc.IntegrityError, match="is duplicated"):
+                publish(con, "v2")
+        with engine.connect() as pg:
+            served = pg.exec_driver_sql(f'SELECT version FROM "{schema}".publish_version')
+            assert served.scalar() == "v1"
+    finally:
+        with engine.begin() as pg:
+            pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}__loading_v2" CASCADE')
+        engine.dispose()
+
+
+def test_an_erasure_keeps_the_documentation_of_the_outputs_it_rewrites(tmp_path):
+    from serving.erasure import erase_in_serving
+
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    expected = expected_comments({**DOCS, "serving.publish_version": PUBLISH_VERSION_DOC})
+    with connect(warehouse) as con:
+        _documented_warehouse(con)
+        publish_duckdb(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
+        publish_parquet(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
+        con.execute("CREATE TEMP TABLE _erase_persons AS SELECT 'p1' AS person_id")
+        con.execute("CREATE TEMP TABLE _erase_pseudonyms (pseudonym VARCHAR)")
+        removed = erase_in_serving(con, serving)
+
+    assert removed["parquet:person_features.parquet"] == 1
+    assert removed["parquet:person_segments.parquet"] == 3
+    assert duckdb_comments(serving / PUBLISHED_DUCKDB) == expected
+    parquet = parquet_comments(serving / PARQUET_DIR / CURRENT)
+    assert parquet == {k: v for k, v in expected.items() if not k.startswith("publish_")}
