@@ -1,5 +1,5 @@
-"""The deployed UI: `dagster dev` (webserver + daemon) on a free port, driven over GraphQL and by
-a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
+"""The deployed UI: `dg dev` (webserver + daemon, as `make ui` starts them) on a free port, driven
+over GraphQL and by a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
 
 import itertools
 import os
