@@ -13,6 +13,8 @@ import pytest
 from run_helpers import check_evaluations, materialization_metadata, run_full_build, scalar
 
 from orchestration.definitions import build_definitions
+from orchestration.defs.privacy import RAW_EVENTS_RETENTION
+from orchestration.defs.serving import PUBLISHED_SEGMENTS
 from sample_data import DEFAULT_AS_OF
 from warehouse.connection import connect
 from warehouse.settings import Settings
@@ -60,6 +62,10 @@ def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_s
     assert result.success
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     assert materialized == all_keys
+    # retention is not downstream of publishing in the lineage, yet runs last (its step priority)
+    started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert started[-1] == RAW_EVENTS_RETENTION.to_python_identifier()
+    assert started.index(PUBLISHED_SEGMENTS.to_python_identifier()) < len(started) - 1
     assert {
         dg.AssetKey(["raw", "events"]),
         dg.AssetKey(["raw", "crm_customers"]),
