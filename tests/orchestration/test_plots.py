@@ -1,0 +1,64 @@
+"""What the plots of warehouse tables count (orchestration.plots), on small real DuckDB tables;
+that every plot is drawn from a real run is tested on the full build (test_pipeline)."""
+
+import duckdb
+import pandas as pd
+import pytest
+from run_helpers import assert_small_png
+
+from orchestration.plots import funnel_per_day, funnel_png, segment_sizes_over_runs
+from orchestration.plots import segment_sizes_png as segment_plot
+
+
+@pytest.fixture
+def con(tmp_path):
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("CREATE SCHEMA marts")
+        yield con
+
+
+def test_segment_sizes_over_runs_count_the_members_at_each_as_of(con):
+    # run 1 (Oct 1): a, b in vip; a in new. Run 2 (Oct 15): b left vip, c entered new.
+    con.execute(
+        """CREATE TABLE marts.segment_membership_history AS SELECT * FROM (VALUES
+        ('a', 'vip', TIMESTAMP '2026-10-01', NULL),
+        ('b', 'vip', TIMESTAMP '2026-10-01', TIMESTAMP '2026-10-15'),
+        ('a', 'new', TIMESTAMP '2026-10-01', NULL),
+        ('c', 'new', TIMESTAMP '2026-10-15', NULL)
+        ) AS t(person_id, segment_key, entered_at, left_at)"""
+    )
+    sizes = segment_sizes_over_runs(con)
+    rows = {
+        (str(r.as_of.date()), r.segment_key): (r.persons, round(r.share, 3))
+        for r in sizes.itertuples()
+    }
+    assert rows == {
+        ("2026-10-01", "new"): (1, 0.5),  # of a and b, the persons in any segment then
+        ("2026-10-01", "vip"): (2, 1.0),
+        ("2026-10-15", "new"): (2, 1.0),  # of a and c
+        ("2026-10-15", "vip"): (1, 0.5),
+    }
+    assert_small_png(segment_plot(con))
+
+
+def test_the_funnel_per_day_is_closed_every_step_needs_the_ones_before(con):
+    con.execute(
+        """CREATE TABLE marts.sessions AS SELECT * FROM (VALUES
+        (DATE '2026-10-01', 1, 1, 1, 1),
+        (DATE '2026-10-01', 1, 1, 0, 0),
+        (DATE '2026-10-01', 0, 1, 1, 1),
+        (DATE '2026-10-02', 0, 0, 0, 0)
+        ) AS t(session_date, product_views, add_to_carts, checkout_starts, purchases)"""
+    )
+    steps = funnel_per_day(con).set_index(["session_date", "step"])
+    first = steps.xs(pd.Timestamp("2026-10-01"), level="session_date")
+    assert first["sessions_reached"].to_dict() == {
+        "product_view": 2,
+        "add_to_cart": 2,
+        "checkout": 1,
+        "purchase": 1,  # the third session bought without a product view: not in the funnel
+    }
+    assert first.loc["product_view", "share_of_sessions"] == pytest.approx(2 / 3)
+    second = steps.xs(pd.Timestamp("2026-10-02"), level="session_date")
+    assert second["sessions_reached"].sum() == 0
+    assert_small_png(funnel_png(con))
