@@ -14,6 +14,7 @@ import io
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -22,9 +23,11 @@ from ml.clustering import ClusteringResult
 # what the small plots are drawn at: (width, height) in inches at DPI dots per inch
 SMALL = (5.0, 3.2)
 DPI = 80
+# time series with more points than this are drawn as plain lines
+MAX_MARKED_POINTS = 40
 
 
-def _png(figure: Figure, dpi: int = 100) -> bytes:
+def _png(figure: Figure, dpi: int = DPI) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
@@ -33,7 +36,7 @@ def _png(figure: Figure, dpi: int = 100) -> bytes:
 
 def selection_curve_png(curve: pd.DataFrame, chosen_k: int | None = None) -> bytes:
     """Elbow (inertia per k) and silhouette / Davies-Bouldin per k, the chosen k marked."""
-    figure = Figure(figsize=(9, 3.5))
+    figure = Figure(figsize=(8, 3.2))
     elbow, quality = figure.subplots(1, 2)
     elbow.plot(curve["k"], curve["inertia"], marker="o")
     elbow.set(title="Elbow (inertia on the selection sample)", xlabel="k", ylabel="inertia")
@@ -52,7 +55,7 @@ def selection_curve_png(curve: pd.DataFrame, chosen_k: int | None = None) -> byt
 
 def projection_png(projection: pd.DataFrame, names: dict[int, str] | None = None) -> bytes:
     """Scatter of the 2-D PCA projection sample, one colour per cluster."""
-    figure = Figure(figsize=(6.5, 5))
+    figure = Figure(figsize=(6.5, 4.5))
     axis = figure.subplots()
     for index, cluster in enumerate(sorted(projection["cluster_id"].unique())):
         rows = projection["cluster_id"] == cluster
@@ -167,21 +170,29 @@ def lines_over_time_png(
     """One panel per ``panels`` item (column -> y label): a line per value of ``series`` over
     ``time``, markers on each point (a single run is a dot). Only the ``max_series`` series
     largest at the last time are drawn, the legend says how many are left out."""
-    figure = Figure(figsize=(5.2 * len(panels), 3.4))
+    figure = Figure(figsize=(4.0 * len(panels) + 1.2, 3.2))
     axes = np.atleast_1d(figure.subplots(1, len(panels)))
     latest = frame.loc[frame[time] == frame[time].max()]
     first_panel = next(iter(panels))
     ordered = latest.sort_values(first_panel, ascending=False)[series].tolist()
     ordered += sorted(set(frame[series]) - set(ordered))
     shown = ordered[:max_series]
+    # a marker per point while they can be told apart (a single run is a dot)
+    marker = "o" if frame[time].nunique() <= MAX_MARKED_POINTS else None
     for axis, (column, label) in zip(axes, panels.items(), strict=True):
         for index, name in enumerate(shown):
             rows = frame.loc[frame[series] == name].sort_values(time)
             axis.plot(
-                rows[time], rows[column], marker="o", markersize=3, color=f"C{index}", label=name
+                rows[time],
+                rows[column],
+                marker=marker,
+                markersize=3,
+                linewidth=1,
+                color=f"C{index}",
+                label=name,
             )
         axis.set(xlabel=time.replace("_", " "), ylabel=label)
-        axis.tick_params(axis="x", labelrotation=30, labelsize="small")
+        _date_axis(axis)
     hidden = len(ordered) - len(shown)
     axes[-1].legend(
         loc="center left",
@@ -195,12 +206,20 @@ def lines_over_time_png(
     return _png(figure, DPI)
 
 
+def _date_axis(axis) -> None:
+    """Few, short date labels (2026, Feb, Mar, ... rather than one full date per tick)."""
+    locator = AutoDateLocator(maxticks=7)
+    axis.xaxis.set_major_locator(locator)
+    axis.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    axis.tick_params(axis="x", labelsize="small")
+
+
 def daily_bars_png(daily: pd.DataFrame, *, day: str, value: str, title: str, ylabel: str) -> bytes:
     """Bars of ``value`` per ``day``."""
     figure = Figure(figsize=(6.5, 3.2))
     axis = figure.subplots()
     axis.bar(pd.to_datetime(daily[day]), daily[value], width=0.8, color="C0")
     axis.set(title=title, xlabel=day.replace("_", " "), ylabel=ylabel)
-    axis.tick_params(axis="x", labelrotation=30, labelsize="small")
+    _date_axis(axis)
     figure.tight_layout()
     return _png(figure, DPI)

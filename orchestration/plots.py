@@ -66,8 +66,9 @@ def segment_sizes_over_runs(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def funnel_per_day(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """session_date, step, sessions_reached, share_of_sessions (a closed funnel: a session
-    reaches a step when it has that step's event and every earlier step's)."""
+    """session_date, step, sessions_reached, share_of_sessions and share_of_sessions_7d (over
+    the 7 days ending that day); a closed funnel: a session reaches a step when it has that
+    step's event and every earlier step's."""
     daily = con.execute(
         """
         SELECT
@@ -94,6 +95,16 @@ def funnel_per_day(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         value_name="sessions_reached",
     )
     steps["share_of_sessions"] = steps["sessions_reached"] / steps["sessions"]
+    # a day has few sessions: the share over the week ending that day reads better
+    steps = steps.sort_values(["step", "session_date"], ignore_index=True)
+    weekly = (
+        steps.set_index("session_date")
+        .groupby("step")[["sessions_reached", "sessions"]]
+        .rolling("7D")
+        .sum()
+        .reset_index(drop=True)
+    )
+    steps["share_of_sessions_7d"] = weekly["sessions_reached"] / weekly["sessions"]
     return steps
 
 
@@ -120,7 +131,7 @@ def segment_sizes_png(con: duckdb.DuckDBPyConnection) -> bytes | None:
         sizes,
         time="as_of",
         series="segment_key",
-        panels={"persons": "persons", "share": "share of persons in any segment"},
+        panels={"persons": "persons", "share": "share of segmented persons"},
         title="Segment sizes and shares at each run's as_of",
     )
 
@@ -135,7 +146,7 @@ def funnel_png(con: duckdb.DuckDBPyConnection) -> bytes | None:
         series="step",
         panels={
             "sessions_reached": "sessions reaching the step",
-            "share_of_sessions": "share of the day's sessions",
+            "share_of_sessions_7d": "share of sessions, last 7 days",
         },
         title="Purchase funnel per day (closed funnel, all sessions)",
     )

@@ -61,4 +61,6 @@ def test_the_funnel_per_day_is_closed_every_step_needs_the_ones_before(con):
     assert first.loc["product_view", "share_of_sessions"] == pytest.approx(2 / 3)
     second = steps.xs(pd.Timestamp("2026-10-02"), level="session_date")
     assert second["sessions_reached"].sum() == 0
+    # over the week to Oct 2: 2 product views in 4 sessions
+    assert second.loc["product_view", "share_of_sessions_7d"] == pytest.approx(2 / 4)
     assert_small_png(funnel_png(con))
