@@ -36,7 +36,7 @@ def _png(figure: Figure, dpi: int = DPI) -> bytes:
 
 def selection_curve_png(curve: pd.DataFrame, chosen_k: int | None = None) -> bytes:
     """Elbow (inertia per k) and silhouette / Davies-Bouldin per k, the chosen k marked."""
-    figure = Figure(figsize=(8, 3.2))
+    figure = Figure(figsize=(7, 3))
     elbow, quality = figure.subplots(1, 2)
     elbow.plot(curve["k"], curve["inertia"], marker="o")
     elbow.set(title="Elbow (inertia on the selection sample)", xlabel="k", ylabel="inertia")
@@ -170,7 +170,7 @@ def lines_over_time_png(
     """One panel per ``panels`` item (column -> y label): a line per value of ``series`` over
     ``time``, markers on each point (a single run is a dot). Only the ``max_series`` series
     largest at the last time are drawn, the legend says how many are left out."""
-    figure = Figure(figsize=(4.0 * len(panels) + 1.2, 3.2))
+    figure = Figure(figsize=(3.4 * len(panels) + 0.8, 3.0))
     axes = np.atleast_1d(figure.subplots(1, len(panels)))
     latest = frame.loc[frame[time] == frame[time].max()]
     first_panel = next(iter(panels))
