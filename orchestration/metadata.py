@@ -31,14 +31,16 @@ def rounded(value: float) -> float:
 
 
 def tidy_value(value: object) -> object:
-    """A metadata value as the UI should print it: floats rounded (``rounded``), NumPy integers
-    and booleans as Python ones; anything else (text, MetadataValue, ...) unchanged."""
+    """A metadata value as the UI should print it: floats (and float MetadataValues) rounded
+    (``rounded``), NumPy integers and booleans as Python ones; anything else unchanged."""
     if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, int | np.integer):
         return int(value)
     if isinstance(value, float | np.floating):
         return rounded(float(value))
+    if isinstance(value, dg.FloatMetadataValue) and value.value is not None:
+        return dg.MetadataValue.float(rounded(value.value))
     return value
 
 

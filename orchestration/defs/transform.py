@@ -17,7 +17,7 @@ from pydantic import Field
 
 from orchestration.checks import expectation_check, mart_expectation_checks
 from orchestration.dbt import LayeredDbtTranslator, dbt_project
-from orchestration.metadata import table_metadata
+from orchestration.metadata import table_metadata, tidy_metadata
 from orchestration.plots import table_plots_metadata
 from orchestration.resources import AsOfResource, DbtResource, PrivacyResource, WarehouseResource
 
@@ -125,7 +125,7 @@ def _with_table_metadata(context, invocation, warehouse: WarehouseResource) -> I
                 relation = ".".join(key.path)  # the translator keys models by schema and name
                 yield event.with_metadata(
                     {
-                        **event.metadata,
+                        **tidy_metadata(event.metadata),  # dagster-dbt's durations too
                         **table_metadata(con, relation),
                         **table_plots_metadata(context, key, con),
                     }

@@ -2,6 +2,7 @@
 
 import math
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,6 +34,7 @@ def test_metadata_values_keep_their_kind_and_lose_the_noise():
             "promoted": np.bool_(True),
             "model_type": "logistic_regression",
             "missing": float("nan"),
+            "Execution Duration": dg.MetadataValue.float(0.4292831230163574),  # dagster-dbt's
         }
     )
     assert tidy["k"] == 2 and type(tidy["k"]) is int
@@ -41,6 +43,7 @@ def test_metadata_values_keep_their_kind_and_lose_the_noise():
     assert tidy["promoted"] is True
     assert tidy["model_type"] == "logistic_regression"
     assert math.isnan(tidy["missing"])
+    assert tidy["Execution Duration"] == dg.MetadataValue.float(0.4293)
 
 
 def test_markdown_tables_print_integer_columns_as_integers():
