@@ -1,13 +1,20 @@
 """Metadata as the UI prints it: metrics rounded, integers as integers."""
 
 import math
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.metadata import markdown_frame, rounded, tidy_metadata
+from orchestration.metadata import (
+    UI_INLINE_MARKDOWN_CHARS,
+    markdown_frame,
+    png_metadata,
+    rounded,
+    tidy_metadata,
+)
 
 
 @pytest.mark.parametrize(
@@ -56,3 +63,18 @@ def test_markdown_tables_print_integer_columns_as_integers():
     assert lines[2] == "| 2 | 1235 | 0.1235 |"
     assert lines[3] == "| 3 | 2.5 | 0.2 |"
     assert markdown_frame(frame.iloc[0:0]).value == "_none_"
+
+
+def test_a_plot_is_a_short_link_to_the_runs_logs_or_inline_data_without_local_logs():
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 5000  # larger than the UI inlines as Markdown
+    key = dg.AssetKey(["ml", "churn_model"])
+    with dg.instance_for_test() as instance:  # local compute logs, as `dg dev` and `segwh run`
+        linked = png_metadata(instance, "run-1", key, "roc_curve", "ROC curve", png)
+        assert len(linked.value) < UI_INLINE_MARKDOWN_CHARS
+        assert linked.value.endswith("(/logs/run-1/plots/ml__churn_model__roc_curve/png)")
+        path = instance.compute_log_manager.get_captured_local_path(
+            ["run-1", "plots", "ml__churn_model__roc_curve"], "png"
+        )
+        assert Path(path).read_bytes() == png  # the file the webserver's /logs/... serves
+    embedded = png_metadata(dg.DagsterInstance.ephemeral(), "run-1", key, "roc", "ROC", png)
+    assert "](data:image/png;base64," in embedded.value  # no local logs: behind [Show Markdown]
