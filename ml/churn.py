@@ -329,6 +329,11 @@ class ChurnTrainingResult:
     calibration: pd.DataFrame
     """The chosen model's validation calibration deciles."""
     training_set: TrainingSet
+    validation_labels: np.ndarray
+    """0/1 churn label of each row of ``training_set.validation``."""
+    validation_probability: np.ndarray
+    """The chosen model's churn probability for each validation row (before any refit): what
+    the validation metrics, the ROC curve and the score histogram are computed from."""
 
 
 def train_churn_model(
@@ -393,7 +398,14 @@ def train_churn_model(
     candidates = pd.DataFrame([{"model_type": m, **metrics[m]} for m in config.models])
     candidates["chosen"] = candidates["model_type"] == chosen
     log.info("churn model: %s, validation ROC-AUC %.4f", chosen, metrics[chosen]["roc_auc"])
-    return ChurnTrainingResult(model, candidates, calibration, data)
+    return ChurnTrainingResult(
+        model,
+        candidates,
+        calibration,
+        data,
+        np.asarray(y_valid, dtype=np.int64),
+        probabilities[chosen],
+    )
 
 
 def risk_bands(probability: np.ndarray, config: ChurnConfig | None = None) -> np.ndarray:

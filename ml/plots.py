@@ -1,30 +1,42 @@
-"""PNG renderings of clustering results, for Dagster metadata or reports.
+"""PNG renderings for Dagster metadata or reports: clustering results, the churn model's
+validation (ROC curve, reliability diagram, score histogram), and small time series (segment
+sizes over runs, the funnel per day, events per day) of tables the caller reads.
 
 Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas directly: no pyplot
-global state, no display, safe in worker threads.
+global state, no display, safe in worker threads. They are kept small (a few hundred pixels
+wide, tens of kB) so that many runs' worth fit in the run storage.
 """
 
 from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from ml.clustering import ClusteringResult
 
+# what the small plots are drawn at: (width, height) in inches at DPI dots per inch
+SMALL = (5.0, 3.2)
+DPI = 80
+# time series with more points than this are drawn as plain lines
+MAX_MARKED_POINTS = 40
 
-def _png(figure: Figure) -> bytes:
+
+def _png(figure: Figure, dpi: int = DPI) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return buffer.getvalue()
 
 
 def selection_curve_png(curve: pd.DataFrame, chosen_k: int | None = None) -> bytes:
     """Elbow (inertia per k) and silhouette / Davies-Bouldin per k, the chosen k marked."""
-    figure = Figure(figsize=(9, 3.5))
+    figure = Figure(figsize=(7, 3))
     elbow, quality = figure.subplots(1, 2)
     elbow.plot(curve["k"], curve["inertia"], marker="o")
     elbow.set(title="Elbow (inertia on the selection sample)", xlabel="k", ylabel="inertia")
@@ -43,7 +55,7 @@ def selection_curve_png(curve: pd.DataFrame, chosen_k: int | None = None) -> byt
 
 def projection_png(projection: pd.DataFrame, names: dict[int, str] | None = None) -> bytes:
     """Scatter of the 2-D PCA projection sample, one colour per cluster."""
-    figure = Figure(figsize=(6.5, 5))
+    figure = Figure(figsize=(6.5, 4.5))
     axis = figure.subplots()
     for index, cluster in enumerate(sorted(projection["cluster_id"].unique())):
         rows = projection["cluster_id"] == cluster
@@ -70,3 +82,144 @@ def clustering_pngs(result: ClusteringResult) -> dict[str, bytes]:
         "selection_curve": selection_curve_png(result.selection_curve, result.k),
         "projection": projection_png(result.projection, {int(k): v for k, v in names.items()}),
     }
+
+
+def roc_curve_png(labels: np.ndarray, probability: np.ndarray) -> bytes:
+    """ROC curve of a binary classifier on held-out rows, with its AUC and the chance line."""
+    false_positive, true_positive, _ = roc_curve(labels, probability)
+    auc = roc_auc_score(labels, probability)
+    figure = Figure(figsize=(4, 3.6))
+    axis = figure.subplots()
+    axis.plot(false_positive, true_positive, color="C0", label=f"model (AUC {auc:.3f})")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="chance")
+    axis.set(
+        title="ROC curve (validation snapshot)",
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
+    axis.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    return _png(figure, DPI)
+
+
+def calibration_png(calibration: pd.DataFrame) -> bytes:
+    """Reliability diagram: observed churn rate against mean predicted probability per bin
+    (columns mean_predicted, observed_rate, rows), the diagonal being perfect calibration."""
+    figure = Figure(figsize=(4, 3.6))
+    axis = figure.subplots()
+    top = float(max(calibration["mean_predicted"].max(), calibration["observed_rate"].max(), 0.05))
+    axis.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1, label="perfect")
+    axis.plot(
+        calibration["mean_predicted"],
+        calibration["observed_rate"],
+        marker="o",
+        color="C1",
+        label="model (one point per decile)",
+    )
+    axis.set(
+        title="Calibration (validation snapshot)",
+        xlabel="mean predicted churn probability",
+        ylabel="observed churn rate",
+    )
+    axis.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    return _png(figure, DPI)
+
+
+def score_histogram_png(
+    labels: np.ndarray, probability: np.ndarray, threshold: float | None = None
+) -> bytes:
+    """Histogram of predicted probabilities, churned and retained rows apart; the at-risk
+    threshold marked."""
+    labels = np.asarray(labels)
+    probability = np.asarray(probability, dtype=float)
+    figure = Figure(figsize=SMALL)
+    axis = figure.subplots()
+    bins = np.linspace(0, 1, 21)
+    for value, name, color in ((0, "retained", "C0"), (1, "churned", "C3")):
+        axis.hist(
+            probability[labels == value],
+            bins=bins,
+            alpha=0.6,
+            color=color,
+            label=f"{name} ({int((labels == value).sum())})",
+        )
+    if threshold is not None:
+        axis.axvline(threshold, color="black", linestyle="--", linewidth=1, label="at-risk from")
+    axis.set(
+        title="Churn scores by outcome (validation snapshot)",
+        xlabel="predicted churn probability",
+        ylabel="persons",
+    )
+    axis.legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    return _png(figure, DPI)
+
+
+def lines_over_time_png(
+    frame: pd.DataFrame,
+    *,
+    time: str,
+    series: str,
+    panels: dict[str, str],
+    title: str,
+    max_series: int = 8,
+) -> bytes:
+    """One panel per ``panels`` item (column -> y label): a line per value of ``series`` over
+    ``time``, markers on each point (a single run is a dot). Only the ``max_series`` series
+    largest at the last time are drawn, the legend says how many are left out."""
+    figure = Figure(figsize=(3.4 * len(panels) + 0.8, 3.0))
+    axes = np.atleast_1d(figure.subplots(1, len(panels)))
+    latest = frame.loc[frame[time] == frame[time].max()]
+    first_panel = next(iter(panels))
+    ordered = latest.sort_values(first_panel, ascending=False)[series].tolist()
+    ordered += sorted(set(frame[series]) - set(ordered))
+    shown = ordered[:max_series]
+    # a marker per point while they can be told apart (a single run is a dot)
+    marker = "o" if frame[time].nunique() <= MAX_MARKED_POINTS else None
+    for axis, (column, label) in zip(axes, panels.items(), strict=True):
+        for index, name in enumerate(shown):
+            rows = frame.loc[frame[series] == name].sort_values(time)
+            axis.plot(
+                rows[time],
+                rows[column],
+                marker=marker,
+                markersize=3,
+                linewidth=1,
+                color=f"C{index}",
+                label=name,
+            )
+        axis.set(xlabel=time.replace("_", " "), ylabel=label)
+        _date_axis(axis)
+    hidden = len(ordered) - len(shown)
+    axes[-1].legend(
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize="x-small",
+        title=f"+{hidden} smaller" if hidden else None,
+        title_fontsize="x-small",
+    )
+    figure.suptitle(title, fontsize="medium")
+    figure.tight_layout()
+    return _png(figure, DPI)
+
+
+def _date_axis(axis) -> None:
+    """Few, short date labels (2026, Feb, Mar, ... rather than one full date per tick)."""
+    locator = AutoDateLocator(maxticks=7)
+    axis.xaxis.set_major_locator(locator)
+    axis.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    axis.tick_params(axis="x", labelsize="small")
+
+
+def daily_bars_png(daily: pd.DataFrame, *, day: str, value: str, title: str, ylabel: str) -> bytes:
+    """Bars of ``value`` per ``day``."""
+    figure = Figure(figsize=(6.5, 3.2))
+    axis = figure.subplots()
+    axis.bar(pd.to_datetime(daily[day]), daily[value], width=0.8, color="C0")
+    axis.set(title=title, xlabel=day.replace("_", " "), ylabel=ylabel)
+    _date_axis(axis)
+    figure.tight_layout()
+    return _png(figure, DPI)

@@ -32,9 +32,9 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 
 def prepare_manifest(*, always: bool = False) -> None:
     """Parse the project into target/manifest.json: always (``make install`` runs this module),
-    or only under ``dagster dev`` (picks up edits). Parsing reads profiles.yml, which needs the
-    warehouse path and memory limit: the configured ones (every dbt step sets its run's own,
-    DbtResource.build)."""
+    or only under ``dg dev`` / ``dagster dev`` (picks up edits). Parsing reads profiles.yml, which
+    needs the warehouse path and memory limit: the configured ones (every dbt step sets its run's
+    own, DbtResource.build)."""
     settings = load_settings()
     environment = dbt_environment(settings.warehouse_path, settings.duckdb_memory_limit)
     # dagster-dbt's preparer runs the `dbt` on PATH: make it the one beside this Python

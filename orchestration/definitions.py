@@ -30,7 +30,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     ]
     return dg.Definitions.merge(
         layers,
-        serving.build_defs(upstream, online=bool(settings.online_redis_url)),
+        serving.build_defs(
+            upstream,
+            online=bool(settings.online_redis_url),
+            postgres=bool(settings.serving_postgres_url),
+        ),
         automation.build_defs(settings),
         dg.Definitions(
             resources=build_resources(settings),

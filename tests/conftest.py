@@ -92,8 +92,9 @@ class DagsterServer:
 
 @pytest.fixture(scope="session")
 def dagster_server(tmp_path_factory, small_sample) -> Iterator[DagsterServer]:
-    """``dagster dev`` (webserver + daemon) on a free port, with a temporary Dagster home that
-    uses the project's instance config, serving the code location on the small sample."""
+    """``dg dev`` (webserver + daemon, as `make ui` starts them) on a free port, with a temporary
+    Dagster home that uses the project's instance config, serving the code location on the small
+    sample."""
     root = tmp_path_factory.mktemp("dagster_server")
     home = root / "dagster_home"
     home.mkdir()
@@ -113,7 +114,7 @@ def dagster_server(tmp_path_factory, small_sample) -> Iterator[DagsterServer]:
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "dagster"),
+                str(Path(sys.executable).parent / "dg"),
                 "dev",
                 "-w",
                 "workspace.yaml",
@@ -133,14 +134,14 @@ def dagster_server(tmp_path_factory, small_sample) -> Iterator[DagsterServer]:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(f"dagster dev exited early:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(f"dg dev exited early:\n{log_path.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{url}/server_info", timeout=2):
                     break
             except OSError:
                 time.sleep(1)
         else:
-            pytest.fail(f"dagster dev did not answer on {url}:\n{log_path.read_text()[-3000:]}")
+            pytest.fail(f"dg dev did not answer on {url}:\n{log_path.read_text()[-3000:]}")
         yield DagsterServer(url, port, home, root / "warehouse.duckdb", log_path)
     finally:
         stop_process_group(process, timeout=30)

@@ -1,4 +1,4 @@
-"""Processes the tests start (dagster dev, segwh serve): a free port, and a stop that ends the
+"""Processes the tests start (dg dev, segwh serve): a free port, and a stop that ends the
 whole process group."""
 
 import os

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import re
+from pathlib import Path
+
 import dagster as dg
+from PIL import Image
 
 from orchestration.definitions import build_definitions
 from warehouse.connection import connect
@@ -37,3 +43,27 @@ def scalar(settings: Settings, sql: str):
     """The one value ``sql`` returns from the warehouse."""
     with connect(settings.warehouse_path, read_only=True) as con:
         return con.execute(sql).fetchone()[0]
+
+
+def plot_png(instance: dg.DagsterInstance, value: dg.MetadataValue) -> bytes:
+    """The PNG a plot's Markdown metadata shows (orchestration.metadata.png_metadata): the file
+    the webserver serves for its ``/logs/...`` link, or its data URI."""
+    (source,) = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", value.value)
+    if source.startswith("data:image/png;base64,"):
+        return base64.b64decode(source.split(",", 1)[1])
+    *log_key, extension = source.removeprefix("/logs/").split("/")
+    return Path(
+        instance.compute_log_manager.get_captured_local_path(log_key, extension)
+    ).read_bytes()
+
+
+def assert_small_png(png: bytes) -> tuple[int, int]:
+    """``png`` decodes as a PNG of a size fit for a metadata table; its (width, height)."""
+    with Image.open(io.BytesIO(png)) as image:
+        image.verify()
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+    assert 250 <= width <= 1200 and 150 <= height <= 800, (width, height)
+    assert len(png) < 150_000, len(png)
+    return width, height

@@ -10,7 +10,8 @@ from pydantic import Field
 from ingestion.crm import CRM_ENTITIES, load_crm_table
 from ingestion.events import discover_files, load_event_files
 from orchestration.checks import expectation_check
-from orchestration.metadata import OWNER, markdown_table, table_metadata
+from orchestration.metadata import OWNER, markdown_table, rounded, table_metadata
+from orchestration.plots import table_plots_metadata
 from orchestration.resources import (
     CrmResource,
     LandingZoneResource,
@@ -68,6 +69,7 @@ def raw_events(
         report = load_event_files(con, files, load_id=context.run.run_id)
         rejected_total = con.execute("SELECT count(*) FROM raw.rejected_events").fetchone()[0]
         metadata = table_metadata(con, "raw.events")
+        plots = table_plots_metadata(context, RAW_EVENTS, con)
     landed = report.total("landed")
     return dg.MaterializeResult(
         metadata={
@@ -79,9 +81,7 @@ def raw_events(
             "rejected": report.total("rejected"),
             "duplicate": report.total("duplicate"),
             "suppressed_erased_persons": report.total("suppressed"),
-            "rejected_share": dg.MetadataValue.float(
-                report.total("rejected") / landed if landed else 0.0
-            ),
+            "rejected_share": rounded(report.total("rejected") / landed if landed else 0.0),
             "rejected_rows_total": rejected_total,
             "load_audit": markdown_table(
                 [
@@ -93,6 +93,7 @@ def raw_events(
                 ]
             ),
             "load_seconds": dg.MetadataValue.float(round(report.elapsed_seconds, 2)),
+            **plots,
         }
     )
 

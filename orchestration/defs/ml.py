@@ -15,7 +15,6 @@ Drift checks (severity WARN): churn features against the current model's trainin
 cluster shares and segment shares against the previous run.
 """
 
-import base64
 import json
 
 import dagster as dg
@@ -26,10 +25,10 @@ from ml.churn import InsufficientHistoryError, score_churn, train_churn_model
 from ml.clustering import ClusterState, fit_clusters
 from ml.config import CLUSTERING_FEATURES, ClusteringConfig, DriftConfig, FeatureConfig
 from ml.drift import classify_psi, feature_drift, share_psi
-from ml.plots import clustering_pngs
+from ml.plots import calibration_png, clustering_pngs, roc_curve_png, score_histogram_png
 from ml.registry import NoCurrentModelError
 from ml.schemas import CHURN_SCORE_COLUMNS, CHURN_SCORES_TABLE, create_table_sql
-from orchestration.metadata import OWNER
+from orchestration.metadata import OWNER, markdown_frame, png_metadata, tidy_metadata
 from orchestration.resources import ModelStoreResource, WarehouseResource
 from warehouse.connection import table_exists
 
@@ -85,13 +84,8 @@ def _replace_table(warehouse: WarehouseResource, table: str, frame: pd.DataFrame
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM frame")
 
 
-def _png_markdown(title: str, png: bytes) -> dg.MetadataValue:
-    data = base64.b64encode(png).decode()
-    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{data})")
-
-
-def _markdown_table(frame: pd.DataFrame) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4f"))
+def _plot(context: dg.AssetExecutionContext, name: str, title: str, png: bytes) -> dg.MetadataValue:
+    return png_metadata(context.instance, context.run.run_id, context.asset_key, name, title, png)
 
 
 @dg.asset(
@@ -143,24 +137,30 @@ def person_clusters(
     )
     pngs = clustering_pngs(result)
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(membership),
-            "k": result.k,
-            "silhouette": summary["silhouette"],
-            "davies_bouldin": summary["davies_bouldin"],
-            "share_psi_vs_previous_run": summary["share_psi"],
-            "estimator": result.estimator,
-            "small_clusters": summary["small_clusters"],
-            "new_clusters": summary["new_clusters"],
-            "retired_clusters": summary["retired_clusters"],
-            "profiles": _markdown_table(
-                result.profiles[["cluster_id", "name", "size", "share", "is_small"]]
-            ),
-            "selection_curve": _markdown_table(result.selection_curve),
-            "selection_plot": _png_markdown("silhouette and elbow by k", pngs["selection_curve"]),
-            "projection_plot": _png_markdown("clusters, 2-D projection", pngs["projection"]),
-            "features": summary["features"],
-        }
+        metadata=tidy_metadata(
+            {
+                "dagster/row_count": len(membership),
+                "k": result.k,
+                "silhouette": summary["silhouette"],
+                "davies_bouldin": summary["davies_bouldin"],
+                "share_psi_vs_previous_run": summary["share_psi"],
+                "estimator": result.estimator,
+                "small_clusters": summary["small_clusters"],
+                "new_clusters": summary["new_clusters"],
+                "retired_clusters": summary["retired_clusters"],
+                "profiles": markdown_frame(
+                    result.profiles[["cluster_id", "name", "size", "share", "is_small"]]
+                ),
+                "selection_curve": markdown_frame(result.selection_curve),
+                "selection_plot": _plot(
+                    context, "selection_plot", "silhouette and elbow by k", pngs["selection_curve"]
+                ),
+                "projection_plot": _plot(
+                    context, "projection_plot", "clusters, 2-D projection", pngs["projection"]
+                ),
+                "features": summary["features"],
+            }
+        )
     )
 
 
@@ -197,23 +197,41 @@ def churn_model(
     model = registry.register(result.model)
     decision = registry.promote(model, tolerance=config.promotion_tolerance)
     metrics = result.model.metrics
+    labels, probability = result.validation_labels, result.validation_probability
     return dg.MaterializeResult(
-        metadata={
-            "trained": True,
-            "model_version": model.version,
-            "model_type": result.model.model_type,
-            "promoted": decision.promoted,
-            "promotion_reason": decision.reason,
-            "current_model": registry.current_version(),
-            "validation_roc_auc": metrics["roc_auc"],
-            "validation_pr_auc": metrics["pr_auc"],
-            "validation_brier": metrics["brier"],
-            "validation_lift_top_decile": metrics["lift_top_decile"],
-            "candidates": _markdown_table(result.candidates),
-            "calibration": _markdown_table(result.calibration),
-            "training_window": dg.MetadataValue.json(_json_safe(result.model.training_window)),
-            "features": list(result.model.features.columns),
-        }
+        metadata=tidy_metadata(
+            {
+                "trained": True,
+                "model_version": model.version,
+                "model_type": result.model.model_type,
+                "promoted": decision.promoted,
+                "promotion_reason": decision.reason,
+                "current_model": registry.current_version(),
+                "validation_roc_auc": metrics["roc_auc"],
+                "validation_pr_auc": metrics["pr_auc"],
+                "validation_brier": metrics["brier"],
+                "validation_lift_top_decile": metrics["lift_top_decile"],
+                "candidates": markdown_frame(result.candidates),
+                "calibration": markdown_frame(result.calibration),
+                "training_window": dg.MetadataValue.json(_json_safe(result.model.training_window)),
+                "features": list(result.model.features.columns),
+                "roc_curve": _plot(
+                    context, "roc_curve", "ROC curve", roc_curve_png(labels, probability)
+                ),
+                "calibration_plot": _plot(
+                    context,
+                    "calibration_plot",
+                    "calibration (reliability diagram)",
+                    calibration_png(result.calibration),
+                ),
+                "score_histogram": _plot(
+                    context,
+                    "score_histogram",
+                    "churn scores by outcome",
+                    score_histogram_png(labels, probability, config.risk_threshold),
+                ),
+            }
+        )
     )
 
 
@@ -269,11 +287,11 @@ def churn_scores(
             "model_version": str(scores["model_version"].iloc[0]),
             "at_risk": int(scores["is_at_risk"].sum()),
             "at_risk_share": float(scores["is_at_risk"].mean()),
-            "risk_bands": _markdown_table(
+            "risk_bands": markdown_frame(
                 scores["risk_band"].value_counts().rename_axis("risk_band").reset_index()
             ),
         }
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=tidy_metadata(metadata))
 
 
 def _drift_result(
@@ -296,9 +314,9 @@ def _drift_result(
         **extra,
     }
     if table is not None:
-        metadata["details"] = _markdown_table(table)
+        metadata["details"] = markdown_frame(table)
     return dg.AssetCheckResult(
-        passed=status == "ok", severity=dg.AssetCheckSeverity.WARN, metadata=metadata
+        passed=status == "ok", severity=dg.AssetCheckSeverity.WARN, metadata=tidy_metadata(metadata)
     )
 
 

@@ -9,7 +9,6 @@ import dagster as dg
 from pydantic import Field
 
 from orchestration.defs.ingestion import RAW_EVENTS
-from orchestration.defs.serving import PUBLISHED_SEGMENTS
 from orchestration.metadata import OWNER, markdown_table
 from orchestration.resources import (
     AsOfResource,
@@ -22,6 +21,8 @@ from privacy.retention import delete_expired_raw_rows, retention_cutoff
 from serving.erasure import erase_person
 
 RAW_EVENTS_RETENTION = dg.AssetKey(["privacy", "raw_events_retention"])
+# below every other step's priority (0 unless set): see raw_events_retention
+LAST_STEP_PRIORITY = "-100"
 # raw tables that are assets of their own (the rest of raw is bookkeeping: rejected rows, audit)
 RAW_TABLE_ASSETS = ("events", "crm_customers", "crm_orders", "crm_consents")
 
@@ -50,9 +51,13 @@ def _shrunk_table_materializations(
 
 @dg.asset(
     key=RAW_EVENTS_RETENTION,
-    # last in the nightly run: this run's checks and publish see the tables before the cut, the
-    # next run's row-count checks compare with the counts recorded after it
-    deps=[RAW_EVENTS, PUBLISHED_SEGMENTS],
+    # It reads raw events only, so the lineage shows it beside the layers, not downstream of
+    # serving. It still runs last in full_build: this run's checks and publish see the tables
+    # before the cut, the next run's row-count checks compare with the counts recorded after it.
+    # The run's steps execute one at a time (in-process executor), the ready step of highest
+    # priority first: at the lowest priority, it starts only when no other step is left to run.
+    deps=[RAW_EVENTS],
+    op_tags={"dagster/priority": LAST_STEP_PRIORITY},
     group_name="privacy",
     kinds={"python", "duckdb"},
     owners=[OWNER],

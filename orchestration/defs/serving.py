@@ -63,23 +63,26 @@ def _failed_blocking_checks(context: dg.AssetExecutionContext) -> tuple[list[str
     return passed, failed
 
 
-def build_published_segments(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
-    """The publish asset, downstream of ``upstream`` (every model it must wait for)."""
+def build_published_segments(
+    upstream: Sequence[dg.AssetKey], *, postgres: bool = False
+) -> dg.AssetsDefinition:
+    """The publish asset, downstream of ``upstream`` (every model it must wait for); its kinds
+    name the outputs it writes (PostgreSQL only with ``postgres``: SEGWH_SERVING_POSTGRES_URL)."""
 
     @dg.asset(
         key=PUBLISHED_SEGMENTS,
         deps=list(upstream),
         group_name="serving",
-        kinds={"duckdb", "parquet", "postgres"},
+        kinds={"duckdb", "parquet", *(["postgres"] if postgres else [])},
         owners=[OWNER],
         description=(
             "Publishes the tables listed in serving/published_tables.toml for BI tools, "
             "documented (table and column comments, Parquet key-value metadata), atomically: the "
-            "DuckDB file <serving>/segments.duckdb (swapped by rename), Parquet under "
-            "<serving>/parquet/current (symlink switched), and, when configured, a PostgreSQL "
-            "schema with primary keys and indexes (swapped in one transaction, readable by the BI "
-            "role). Runs only when every blocking check of the run passed; each publish is "
-            "recorded in serving.publish_log."
+            "DuckDB file segments.duckdb of the serving folder (SEGWH_SERVING_DIR; swapped by "
+            "rename), Parquet under parquet/current there (symlink switched), and, when "
+            "configured, a PostgreSQL schema with primary keys and indexes (swapped in one "
+            "transaction, readable by the BI role). Runs only when every blocking check of the "
+            "run passed; each publish is recorded in serving.publish_log."
         ),
     )
     def published_segments(
@@ -308,10 +311,16 @@ def serves_the_published_version(
     )
 
 
-def build_defs(upstream: Sequence[dg.AssetKey], *, online: bool) -> dg.Definitions:
+def build_defs(
+    upstream: Sequence[dg.AssetKey], *, online: bool, postgres: bool = False
+) -> dg.Definitions:
     """The publish asset waits for ``upstream``: every asset it must publish after; with
-    ``online`` (SEGWH_ONLINE_REDIS_URL set), the online store is loaded after it."""
+    ``online`` (SEGWH_ONLINE_REDIS_URL set), the online store is loaded after it; ``postgres``
+    (SEGWH_SERVING_POSTGRES_URL set): it publishes to PostgreSQL too."""
     return dg.Definitions(
-        assets=[build_published_segments(upstream), *([online_profile_store] if online else [])],
+        assets=[
+            build_published_segments(upstream, postgres=postgres),
+            *([online_profile_store] if online else []),
+        ],
         asset_checks=[serves_the_published_version] if online else [],
     )

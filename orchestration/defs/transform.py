@@ -17,7 +17,8 @@ from pydantic import Field
 
 from orchestration.checks import expectation_check, mart_expectation_checks
 from orchestration.dbt import LayeredDbtTranslator, dbt_project
-from orchestration.metadata import table_metadata
+from orchestration.metadata import table_metadata, tidy_metadata
+from orchestration.plots import table_plots_metadata
 from orchestration.resources import AsOfResource, DbtResource, PrivacyResource, WarehouseResource
 
 STAGED_EVENTS = dg.AssetKey(["staging", "stg_clickstream__events"])
@@ -105,9 +106,10 @@ def _build_dbt_step(step: DbtStep) -> dg.AssetsDefinition:
 
 
 def _with_table_metadata(context, invocation, warehouse: WarehouseResource) -> Iterator:
-    """dbt's events, the materializations with row counts and column schemas read afterwards:
-    dbt holds the DuckDB file until it exits (dagster-dbt's fetch_row_counts would query it
-    concurrently). A failed model or test: report what succeeded, then fail."""
+    """dbt's events, the materializations with row counts, column schemas and plots (those of
+    orchestration.plots) read afterwards: dbt holds the DuckDB file until it exits (dagster-dbt's
+    fetch_row_counts would query it concurrently). A failed model or test: report what
+    succeeded, then fail."""
     events, failure = [], None
     try:
         events.extend(invocation.stream())
@@ -121,7 +123,13 @@ def _with_table_metadata(context, invocation, warehouse: WarehouseResource) -> I
             if isinstance(event, dg.Output):
                 key = context.asset_key_for_output(event.output_name)
                 relation = ".".join(key.path)  # the translator keys models by schema and name
-                yield event.with_metadata({**event.metadata, **table_metadata(con, relation)})
+                yield event.with_metadata(
+                    {
+                        **tidy_metadata(event.metadata),  # dagster-dbt's durations too
+                        **table_metadata(con, relation),
+                        **table_plots_metadata(context, key, con),
+                    }
+                )
             else:
                 yield event
     if failure is not None:

@@ -16,9 +16,18 @@ from documentation_helpers import (
     parquet_comments,
     published_expectation,
 )
-from run_helpers import check_evaluations, materialization_metadata, run_full_build, scalar
+from run_helpers import (
+    assert_small_png,
+    check_evaluations,
+    materialization_metadata,
+    plot_png,
+    run_full_build,
+    scalar,
+)
 
 from orchestration.definitions import build_definitions
+from orchestration.defs.privacy import RAW_EVENTS_RETENTION
+from orchestration.defs.serving import PUBLISHED_SEGMENTS
 from sample_data import DEFAULT_AS_OF
 from warehouse.connection import connect
 from warehouse.settings import Settings
@@ -66,6 +75,10 @@ def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_s
     assert result.success
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     assert materialized == all_keys
+    # retention is not downstream of publishing in the lineage, yet runs last (its step priority)
+    started = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert started[-1] == RAW_EVENTS_RETENTION.to_python_identifier()
+    assert started.index(PUBLISHED_SEGMENTS.to_python_identifier()) < len(started) - 1
     assert {
         dg.AssetKey(["raw", "events"]),
         dg.AssetKey(["raw", "crm_customers"]),
@@ -106,6 +119,7 @@ def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_s
     }
 
     clusters_before = _ml_results(settings, result, evaluations)
+    _assert_plots(instance, result)
 
     again = run_full_build(settings, instance)
 
@@ -122,6 +136,37 @@ def test_full_build_materializes_every_asset_and_is_idempotent(tmp_path, small_s
     assert scalar(settings, "SELECT count(*) FROM raw.events") == small_sample.valid_events
 
 
+# the plots each asset's materialization shows (orchestration.plots, defs/ml.py)
+PLOTS = {
+    dg.AssetKey(["raw", "events"]): ["events_per_day_plot"],
+    dg.AssetKey(["marts", "segment_sizes"]): ["segment_sizes_plot"],
+    dg.AssetKey(["marts", "funnel_steps"]): ["funnel_per_day_plot"],
+    dg.AssetKey(["ml", "person_clusters"]): ["selection_plot", "projection_plot"],
+    dg.AssetKey(["ml", "churn_model"]): ["roc_curve", "calibration_plot", "score_histogram"],
+}
+
+
+def _assert_plots(instance: dg.DagsterInstance, result) -> None:
+    """Every plot of the run is a small PNG drawn from the run's data, linked by Markdown short
+    enough for the UI to show it inline (below 1000 characters), stored with the run's logs."""
+    for key, names in PLOTS.items():
+        meta = materialization_metadata(result, key)
+        for name in names:
+            markdown = meta[name].value
+            assert len(markdown) < 1000 and f"/logs/{result.run_id}/plots/" in markdown, markdown
+            assert_small_png(plot_png(instance, meta[name]))
+    # metrics as the UI prints them: rounded, integers as integers
+    model = materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
+    auc = model["validation_roc_auc"].value
+    assert auc == round(auc, 4)
+    assert (
+        "| 2 |"
+        in materialization_metadata(result, dg.AssetKey(["ml", "person_clusters"]))[
+            "selection_curve"
+        ].value
+    )  # k = 2, not 2.0000
+
+
 def _clusters(settings: Settings) -> dict[str, int]:
     with connect(settings.warehouse_path, read_only=True) as con:
         return dict(con.execute("SELECT person_id, cluster_id FROM ml.person_clusters").fetchall())
@@ -136,7 +181,6 @@ def _ml_results(settings: Settings, result, evaluations) -> dict[str, int]:
     k = cluster_meta["k"].value
     assert 2 <= k <= 10 and len(set(clusters.values())) == k
     assert scalar(settings, "SELECT count(*) FROM ml.cluster_profiles") == k
-    assert "data:image/png;base64," in cluster_meta["projection_plot"].value
 
     model_meta = materialization_metadata(result, dg.AssetKey(["ml", "churn_model"]))
     assert model_meta["trained"].value and model_meta["promoted"].value

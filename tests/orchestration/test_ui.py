@@ -1,5 +1,5 @@
-"""The deployed UI: `dagster dev` (webserver + daemon) on a free port, driven over GraphQL and by
-a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
+"""The deployed UI: `dg dev` (webserver + daemon, as `make ui` starts them) on a free port, driven
+over GraphQL and by a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
 
 import itertools
 import os
@@ -109,6 +109,32 @@ def test_the_ui_shows_every_layer_and_runs_from_it_and_graphql_queue_one_after_t
     published = dagster_server.warehouse_path.parent / "serving" / "segments.duckdb"
     with duckdb.connect(str(published), read_only=True) as con:  # what BI tools read
         assert con.execute("SELECT count(*) FROM publish_version").fetchone()[0] == 1
+    _assert_plots_show_on_the_asset_page(dagster_server.url, "ml/churn_model", 3)
+
+
+def _assert_plots_show_on_the_asset_page(url: str, asset: str, plots: int) -> None:
+    """The asset's overview shows its latest plots as images, loaded, not behind a link."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 2400})
+            page.goto(f"{url}/assets/{asset}", wait_until="domcontentloaded")
+            _dismiss_welcome_dialog(page)
+            images = page.locator('img[src^="/logs/"]')
+            images.nth(plots - 1).wait_for(timeout=UI_TIMEOUT_MS)
+            page.wait_for_function(
+                "n => [...document.querySelectorAll('img[src^=\"/logs/\"]')]"
+                ".filter(i => i.complete && i.naturalWidth > 0).length >= n",
+                arg=plots,
+                timeout=UI_TIMEOUT_MS,
+            )
+            page.screenshot(
+                path=str(ARTIFACTS / f"ui-{asset.replace('/', '-')}.png"), full_page=True
+            )
+        finally:
+            browser.close()
 
 
 def _dismiss_welcome_dialog(page) -> None:
