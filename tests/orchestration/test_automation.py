@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ingestion.events import ensure_raw_tables
+from ingestion.events import discover_files, ensure_raw_tables, load_event_files
 from orchestration.definitions import build_definitions
 from orchestration.defs.automation import (
     CHURN_FEATURES_AT_SNAPSHOTS,
@@ -183,6 +183,64 @@ def test_a_changed_file_is_requested_again(sensor_setup):
 
     (request,) = again.run_requests
     assert request.run_key != first.run_requests[0].run_key
+
+
+EVENT = (
+    '{{"event_id": "{id}", "event_type": "page_view", "occurred_at": "2026-10-01T10:00:00Z", '
+    '"anonymous_id": "anon-1"}}\n'
+)
+
+
+def test_the_first_tick_skips_files_already_loaded_and_requests_changed_and_new_ones(
+    sensor_setup, tmp_path
+):
+    """`make run` loaded the landing files; the first tick of `make ui` does not load them again,
+    but a file changed since and a new file are requested."""
+    sensor, landing, instance = sensor_setup
+    kept = _write(landing / "events-1.jsonl", EVENT.format(id="a"))
+    changed = _write(landing / "events-2.jsonl", EVENT.format(id="b"))
+    with connect(tmp_path / "warehouse.duckdb") as con:  # the sensor's settings' warehouse
+        report = load_event_files(con, discover_files(landing))
+    assert len(report.files) == 2
+    changed.write_text(EVENT.format(id="b") + EVENT.format(id="c"))
+    os.utime(changed, ns=(1, 1))
+    new = _write(landing / "events-3.jsonl", EVENT.format(id="d"))
+
+    result = _tick(sensor, landing, None, instance)
+
+    (request,) = result.run_requests
+    assert request.run_config["ops"][RAW_EVENTS_OP]["config"]["files"] == [str(changed), str(new)]
+    assert str(kept) in json.loads(result.cursor)
+    assert _tick(sensor, landing, result.cursor, instance).run_requests == []
+
+
+def test_the_first_tick_waits_while_a_run_may_be_writing_the_warehouse(sensor_setup, tmp_path):
+    """DuckDB: one read-write process or many read-only ones. While a run of the instance is in
+    progress the sensor does not open the warehouse (it would block the run's write) and keeps
+    its cursor empty, so the next tick seeds it."""
+    sensor, landing, instance = sensor_setup
+    _write(landing / "events-1.jsonl", EVENT.format(id="a"))
+    with connect(tmp_path / "warehouse.duckdb") as con:
+        load_event_files(con, discover_files(landing))
+    writing = instance.create_run_for_job(_tiny_job, status=dg.DagsterRunStatus.STARTED)
+
+    busy = _tick(sensor, landing, None, instance)
+
+    assert busy.run_requests == [] and busy.cursor is None
+    assert "writing the warehouse" in busy.skip_message
+    instance.report_run_failed(writing)
+    later = _tick(sensor, landing, None, instance)
+    assert later.run_requests == [] and later.cursor is not None  # seeded: nothing to load
+
+
+@dg.op
+def _noop() -> None:
+    return None
+
+
+@dg.job
+def _tiny_job() -> None:
+    _noop()
 
 
 def test_the_nightly_schedule_runs_the_whole_graph_at_two_utc(tmp_path):
