@@ -81,17 +81,22 @@ def _signature(size: int, mtime_ns: int) -> str:
     return f"{size}:{mtime_ns}"
 
 
-def loaded_files(warehouse_path: Path, instance: dg.DagsterInstance) -> dict[str, str] | None:
+def loaded_files(warehouse_path: Path, instance: dg.DagsterInstance) -> dict[str, str] | str:
     """path -> size:mtime of every file the load audit (raw.event_load_audit) holds, as the
-    sensor's cursor records files; None while a run may be writing the warehouse.
+    sensor's cursor records files; or why it cannot be read now.
 
     The warehouse is opened read-only for a moment, and only when no run is starting or in
     progress: DuckDB allows one read-write process or many read-only ones, so a reader must not
     be there when a run opens the file (a run starts writing after 15-20 s of imports)."""
     if not warehouse_path.exists():
-        return {}
+        # an incremental run needs a full build before it: the first one loads every landed file
+        return (
+            f"no warehouse yet at {warehouse_path}: the first full build (`make run`, Materialize "
+            "all, the nightly schedule) loads the landed files; the sensor then starts from its "
+            "load audit"
+        )
     if instance.get_runs(RunsFilter(statuses=ACTIVE_RUN_STATUSES), limit=1):
-        return None
+        return "a run is writing the warehouse: the first tick reads its load audit later"
     try:
         with connect(warehouse_path, read_only=True) as con:
             if not table_exists(con, "raw", "event_load_audit"):
@@ -101,7 +106,7 @@ def loaded_files(warehouse_path: Path, instance: dg.DagsterInstance) -> dict[str
                 "ORDER BY loaded_at"
             ).fetchall()
     except duckdb.IOException:  # a writer holds the file (e.g. a run outside this instance)
-        return None
+        return "the warehouse is locked by a writer: the first tick reads its load audit later"
     return {path: _signature(size, mtime_ns) for path, size, mtime_ns in rows}
 
 
@@ -124,10 +129,8 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
             return dg.SkipReason("events are not a source of this deployment (SEGWH_SOURCES)")
         if context.cursor is None:
             seeded = loaded_files(settings.warehouse_path, context.instance)
-            if seeded is None:
-                return dg.SkipReason(
-                    "a run is writing the warehouse: the first tick reads its load audit later"
-                )
+            if isinstance(seeded, str):
+                return dg.SkipReason(seeded)  # the cursor stays empty: seeded at a later tick
             context.update_cursor(json.dumps(seeded, sort_keys=True))
         requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         new_files = [

@@ -93,7 +93,10 @@ def _write(path: Path, text: str) -> Path:
 def sensor_setup(tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
-    defs = build_definitions(_settings(tmp_path, landing))
+    settings = _settings(tmp_path, landing)
+    with connect(settings.warehouse_path) as con:  # a full build ran: the load audit exists
+        ensure_raw_tables(con)
+    defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def("landing_files_sensor")
     with dg.instance_for_test() as instance:
         yield sensor, landing, instance
@@ -212,6 +215,24 @@ def test_the_first_tick_skips_files_already_loaded_and_requests_changed_and_new_
     assert request.run_config["ops"][RAW_EVENTS_OP]["config"]["files"] == [str(changed), str(new)]
     assert str(kept) in json.loads(result.cursor)
     assert _tick(sensor, landing, result.cursor, instance).run_requests == []
+
+
+def test_before_the_first_full_build_the_sensor_requests_nothing_and_seeds_later(tmp_path):
+    """An incremental run needs a full build before it (it would fail); the full build loads
+    every landed file, so the sensor starts from its load audit afterwards."""
+    landing = tmp_path / "landing"
+    _write(landing / "events-1.jsonl", EVENT.format(id="a"))
+    settings = _settings(tmp_path, landing)
+    sensor = build_definitions(settings).resolve_sensor_def("landing_files_sensor")
+    with dg.instance_for_test() as instance:
+        before = _tick(sensor, landing, None, instance)
+        with connect(settings.warehouse_path) as con:  # what the full build's ingestion does
+            load_event_files(con, discover_files(landing))
+        after = _tick(sensor, landing, before.cursor, instance)
+
+    assert before.run_requests == [] and before.cursor is None
+    assert "first full build" in before.skip_message
+    assert after.run_requests == [] and str(landing / "events-1.jsonl") in after.cursor
 
 
 def test_the_first_tick_waits_while_a_run_may_be_writing_the_warehouse(sensor_setup, tmp_path):
