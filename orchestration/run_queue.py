@@ -124,7 +124,11 @@ def try_claim(instance: dg.DagsterInstance, run_id: str) -> bool:
     now; True if this process may execute it."""
     with _claim_lock(instance):
         run = instance.get_run_by_id(run_id)
-        if run is None or run.status != dg.DagsterRunStatus.QUEUED:
+        # NOT_STARTED: an instance without a run queue (no QueuedRunCoordinator)
+        if run is None or run.status not in (
+            dg.DagsterRunStatus.QUEUED,
+            dg.DagsterRunStatus.NOT_STARTED,
+        ):
             return False
         if isinstance(instance.run_coordinator, QueuedRunCoordinator) and daemon_alive(instance):
             return False

@@ -2,8 +2,9 @@
 
 Every run of this code location writes the one DuckDB warehouse, so the instance runs them one at
 a time: ``.dagster_home/dagster.yaml`` limits runs tagged ``dagster/code_location=segwarehouse``
-(a tag Dagster puts on every run, UI materializations included) to one in progress. A second
-run request waits in the queue until the first has finished.
+(a tag Dagster puts on every run, UI materializations included; ``segwh run`` gives its runs
+the same tag, orchestration/run_queue.py) to one in progress. A second run request waits in the
+queue until the first has finished.
 """
 
 import hashlib
