@@ -26,8 +26,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from warehouse.settings import PROJECT_DIR, Settings, load_settings
+
+if TYPE_CHECKING:  # imported when a run starts: `segwh` prints its first line at once
+    import dagster as dg
+
+    from orchestration.run_progress import RunProgress
 
 log = logging.getLogger("segwh")
 
@@ -83,7 +89,13 @@ def _run(args: argparse.Namespace, settings: Settings, ops_config: dict | None =
     return _report(run, progress, settings, started)
 
 
-def _execute_or_follow(instance, job, run_id: str, args: argparse.Namespace, progress) -> object:
+def _execute_or_follow(
+    instance: dg.DagsterInstance,
+    job: dg.JobDefinition,
+    run_id: str,
+    args: argparse.Namespace,
+    progress: RunProgress,
+) -> dg.DagsterRun:
     """Wait in the queue; execute the run here when it is this run's turn and no daemon is
     alive, otherwise follow the run the daemon launched. Returns the finished run."""
     import dagster as dg
@@ -93,7 +105,7 @@ def _execute_or_follow(instance, job, run_id: str, args: argparse.Namespace, pro
     from orchestration import run_queue
     from orchestration.run_progress import follow
 
-    last_notice = 0.0
+    last_notice = ""
     while True:
         if run_queue.try_claim(instance, run_id):
             print(f"run {run_id}: executing in this process", flush=True)
@@ -110,19 +122,21 @@ def _execute_or_follow(instance, job, run_id: str, args: argparse.Namespace, pro
             for event, at in follow(instance, run_id):
                 progress.on_event(event, at)
             break
-        if time.time() - last_notice >= 30:
-            last_notice = time.time()
-            print(_queue_notice(instance, run_id), flush=True)
+        notice = _queue_notice(instance, run_id)
+        if notice != last_notice:  # what it waits for, once each time it changes
+            last_notice = notice
+            print(notice, flush=True)
         time.sleep(1)
     return instance.get_run_by_id(run_id)
 
 
-def _queue_notice(instance, run_id: str) -> str:
+def _queue_notice(instance: dg.DagsterInstance, run_id: str) -> str:
     from orchestration import run_queue
 
     before = run_queue.queued_before(instance, run_id)
+    ahead = f"{before} queued run(s) before it" if before else "no queued run before it"
     if run_queue.daemon_alive(instance):
-        return f"run {run_id}: queued ({before} run(s) before it); the Dagster daemon starts it"
+        return f"run {run_id}: queued ({ahead}); the Dagster daemon starts it when its turn comes"
     waiting = f"run {run_id}: queued; waiting for the run in progress"
     if before:
         waiting += (
@@ -143,7 +157,7 @@ def _quiet_stdout(verbose: bool) -> Iterator[None]:
         yield
 
 
-def _report(run, progress, settings: Settings, started: float) -> int:
+def _report(run: dg.DagsterRun, progress: RunProgress, settings: Settings, started: float) -> int:
     """After the progress lines: the checks (failures and warnings with their reasons), then
     the status and where the results were published."""
     import dagster as dg
