@@ -131,6 +131,8 @@ def test_with_an_online_store_sensor_runs_load_only_the_changed_profiles(tmp_pat
     settings = dataclasses.replace(
         _settings(tmp_path, landing), online_redis_url="redis://127.0.0.1:6379/0"
     )
+    with connect(settings.warehouse_path) as con:  # a full build ran: the load audit exists
+        ensure_raw_tables(con)
     definitions = build_definitions(settings)
     sensor = definitions.resolve_sensor_def("landing_files_sensor")
     with dg.instance_for_test() as instance:
