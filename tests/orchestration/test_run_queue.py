@@ -90,8 +90,8 @@ def test_with_a_live_daemon_the_cli_leaves_the_run_to_the_daemon(instance):
     )
 
 
-def test_a_run_of_a_killed_cli_process_does_not_hold_the_slot(instance):
-    # a process that ran a CLI run and was killed: its run stays STARTED in the instance
+def _run_of_a_dead_cli(instance) -> str:
+    """A process that claimed a CLI run and is gone (as if killed): its run stays STARTING."""
     code = (
         "import dagster as dg, sys, tests.orchestration.test_run_queue as t\n"
         "from orchestration import run_queue\n"
@@ -100,7 +100,7 @@ def test_a_run_of_a_killed_cli_process_does_not_hold_the_slot(instance):
         "    assert run_queue.try_claim(instance, run.run_id)\n"
         "    print(run.run_id)\n"
     )
-    dead = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code, instance.root_directory],
         cwd=PROJECT_DIR,
         env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
@@ -108,6 +108,21 @@ def test_a_run_of_a_killed_cli_process_does_not_hold_the_slot(instance):
         text=True,
         check=True,
     ).stdout.split()[-1]
+
+
+def test_the_daemon_releases_the_run_of_a_killed_cli_process(instance):
+    from orchestration.defs.automation import release_dead_cli_runs
+
+    dead = _run_of_a_dead_cli(instance)
+
+    result = release_dead_cli_runs(dg.build_sensor_context(instance=instance))
+
+    assert isinstance(result, dg.SkipReason) and "released 1 run" in result.skip_message
+    assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_run_of_a_killed_cli_process_does_not_hold_the_slot(instance):
+    dead = _run_of_a_dead_cli(instance)
     assert _status(instance, dg.DagsterRun(job_name="x", run_id=dead)) == (
         dg.DagsterRunStatus.STARTING
     )
