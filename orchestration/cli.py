@@ -21,9 +21,19 @@ import argparse
 import logging
 import os
 import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from warehouse.settings import PROJECT_DIR, Settings, load_settings
+
+if TYPE_CHECKING:  # imported when a run starts: `segwh` prints its first line at once
+    import dagster as dg
+
+    from orchestration.run_progress import RunProgress
 
 log = logging.getLogger("segwh")
 
@@ -31,12 +41,17 @@ SUMMARY_SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "serving", "
 
 
 def _run(args: argparse.Namespace, settings: Settings, ops_config: dict | None = None) -> int:
+    """The job as a queued run of the code location (orchestration/run_queue.py): it waits for
+    the run in progress, then executes in this process, or the live daemon starts it."""
+    started = time.time()
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_DIR / ".dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    print(f"segwh {args.command} {args.job}: loading the pipeline (15-20 s) ...", flush=True)
 
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.run_progress import RunProgress, step_count
 
     job = defs.resolve_job_def(args.job)
     if getattr(args, "full_refresh", False):  # every dbt step of the job rebuilds from scratch
@@ -50,34 +65,127 @@ def _run(args: argparse.Namespace, settings: Settings, ops_config: dict | None =
                 if name in {node.name for node in job.nodes}
             },
         }
+    # Dagster's own console log only with --verbose: the progress lines say what happens
+    log_level = args.log_level if args.verbose else "CRITICAL"
+    run_config = {
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+        **({"ops": ops_config} if ops_config else {}),
+    }
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={
-                "loggers": {"console": {"config": {"log_level": args.log_level}}},
-                **({"ops": ops_config} if ops_config else {}),
-            },
+        from orchestration import run_queue
+
+        run = run_queue.create_queued_run(
+            instance, job, run_config, {"segwh/command": args.command}
         )
-    failed = [
-        event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"
-    ]
-    checks = [
-        event.event_specific_data
-        for event in result.all_events
-        if event.event_type_value == "ASSET_CHECK_EVALUATION"
-    ]
-    _print_summary(settings)
+        progress = RunProgress(step_count(instance, run), sys.stdout, started=started)
+        try:
+            run = _execute_or_follow(instance, job, run.run_id, args, progress)
+        except KeyboardInterrupt:
+            run = instance.get_run_by_id(run.run_id)
+            if run is not None and run.status == dg.DagsterRunStatus.QUEUED:
+                instance.report_run_canceled(run, message="segwh was interrupted while queued")
+                print(f"\nrun {run.run_id} canceled while queued", file=sys.stderr)
+            raise
+    return _report(run, progress, settings, started)
+
+
+def _execute_or_follow(
+    instance: dg.DagsterInstance,
+    job: dg.JobDefinition,
+    run_id: str,
+    args: argparse.Namespace,
+    progress: RunProgress,
+) -> dg.DagsterRun:
+    """Wait in the queue; execute the run here when it is this run's turn and no daemon is
+    alive, otherwise follow the run the daemon launched. Returns the finished run."""
+    import dagster as dg
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import execute_run_iterator
+
+    from orchestration import run_queue
+    from orchestration.run_progress import follow
+
+    last_notice = ""
+    while True:
+        if run_queue.try_claim(instance, run_id):
+            print(f"run {run_id}: executing in this process", flush=True)
+            run = instance.get_run_by_id(run_id)
+            with _quiet_stdout(args.verbose):
+                # the job this process imported (a run worker would rebuild it from the
+                # run's code origin: the same definitions, imported a second time)
+                for event in execute_run_iterator(InMemoryJob(job), run, instance):
+                    progress.on_event(event, time.time())
+            break
+        run = instance.get_run_by_id(run_id)
+        if run.status != dg.DagsterRunStatus.QUEUED:
+            print(f"run {run_id}: started by the Dagster daemon; following it", flush=True)
+            for event, at in follow(instance, run_id):
+                progress.on_event(event, at)
+            break
+        notice = _queue_notice(instance, run_id)
+        if notice != last_notice:  # what it waits for, once each time it changes
+            last_notice = notice
+            print(notice, flush=True)
+        time.sleep(1)
+    return instance.get_run_by_id(run_id)
+
+
+def _queue_notice(instance: dg.DagsterInstance, run_id: str) -> str:
+    from orchestration import run_queue
+
+    before = run_queue.queued_before(instance, run_id)
+    ahead = f"{before} queued run(s) before it" if before else "no queued run before it"
+    if run_queue.daemon_alive(instance):
+        return f"run {run_id}: queued ({ahead}); the Dagster daemon starts it when its turn comes"
+    waiting = f"run {run_id}: queued; waiting for the run in progress"
+    if before:
+        waiting += (
+            f" and {before} older queued run(s), which only a Dagster daemon starts "
+            "(`make ui`), or cancel them in the UI"
+        )
+    return waiting
+
+
+@contextmanager
+def _quiet_stdout(verbose: bool) -> Iterator[None]:
+    """What libraries print during the run (dbt's log lines) is in the run's log in the UI;
+    the terminal shows the progress lines (``--verbose``: everything)."""
+    if verbose:
+        yield
+        return
+    with open(os.devnull, "w") as devnull, redirect_stdout(devnull):
+        yield
+
+
+def _report(run: dg.DagsterRun, progress: RunProgress, settings: Settings, started: float) -> int:
+    """After the progress lines: the checks (failures and warnings with their reasons), then
+    the status and where the results were published."""
+    import dagster as dg
+
+    from orchestration.run_progress import format_elapsed
     from orchestration.run_report import check_report
 
+    succeeded = run.status == dg.DagsterRunStatus.SUCCESS
     print()
-    for line in check_report(checks):
+    for line in check_report(progress.checks):
         print(line)
-    print(f"run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
-    if failed:
-        print(f"failed steps: {', '.join(failed)}", file=sys.stderr)
-    print("open the UI with `make ui` (http://127.0.0.1:3000) to see this run and the asset graph")
-    return 0 if result.success else 1
+    for step, cause in progress.step_failures.items():
+        print(f"failed step: {step}\n    - {cause}")
+    print()
+    status = "succeeded" if succeeded else run.status.value
+    print(f"run {run.run_id} ({run.job_name}) {status} in {format_elapsed(time.time() - started)}")
+    if succeeded and run.job_name != "erase_person":
+        _print_published(settings)
+    elif not succeeded:
+        print(
+            "nothing new was published: BI tools keep reading the last good version. Fix the "
+            "cause above, then run again."
+        )
+    print(
+        f"warehouse: {settings.warehouse_path} (`segwh summary`: rows per table); this run and "
+        "its full log are in the UI (`make ui`, http://127.0.0.1:3000)"
+    )
+    return 0 if succeeded else 1
 
 
 def _print_summary(settings: Settings) -> None:
@@ -97,8 +205,12 @@ def _print_summary(settings: Settings) -> None:
     for name, rows in {**counts, **view_counts}.items():
         kind = "view" if name in view_counts else "table"
         print(f"  {name:<{width}}  {rows:>12,} rows  ({kind})")
+    _print_published(settings)
+
+
+def _print_published(settings: Settings) -> None:
     serving = settings.resolved_serving_dir
-    print(f"\npublished for BI (read these, never the warehouse file): {serving}")
+    print(f"published for BI (read these, never the warehouse file): {serving}")
     print(f"  DuckDB:  {serving / 'segments.duckdb'}   (duckdb -readonly ...)")
     print(f"  Parquet: {serving / 'parquet' / 'current'}/<table>.parquet")
     if settings.serving_postgres_url:
@@ -219,13 +331,20 @@ def _api_key(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segwh", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="everything: Dagster's run log, dbt's output, every library's log and warnings",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="materialize the whole asset graph once")
     run.add_argument("--job", default="full_build", help="job to run (default: full_build)")
     run.add_argument(
-        "--log-level", default="INFO", help="Dagster console log level (default: INFO)"
+        "--log-level",
+        default="INFO",
+        help="Dagster's console log level with --verbose (default: INFO)",
     )
     run.add_argument(
         "--full-refresh",
@@ -240,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     subject = erase.add_mutually_exclusive_group(required=True)
     subject.add_argument("--customer-id", help="CRM customer id of the person")
     subject.add_argument("--email", help="email of the person (case-insensitive)")
-    erase.add_argument("--log-level", default="INFO", help="Dagster console log level")
+    erase.add_argument(
+        "--log-level", default="INFO", help="Dagster's console log level with --verbose"
+    )
     erase.set_defaults(handler=_erase)
 
     summary = commands.add_parser("summary", help="rows per table of the warehouse")
@@ -306,12 +427,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Dagster prints run progress through its own console logger; this is for everything else.
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.verbose)
     return args.handler(args, load_settings())
+
+
+# the project's own packages: their warnings are shown; other libraries' only from ERROR on
+_OWN_LOGGERS = frozenset(
+    {"segwh", "orchestration", "expectations", "ingestion", "ml", "serving", "privacy"}
+    | {"warehouse", "sample_data"}
+)
+# logged into the run's log by Dagster (dagster.yaml python_logs) and printed by its console
+# logger with --verbose: printed once, there
+_RUN_LOGGERS = frozenset({"dagster", "orchestration", "expectations"})
+
+
+def _configure_logging(verbose: bool) -> None:
+    """One handler on the root logger. By default: warnings and errors of the project, errors of
+    third-party libraries, no Python warnings; ``--verbose``: everything, each line once."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if verbose:
+        handler.addFilter(lambda record: record.name.split(".")[0] not in _RUN_LOGGERS)
+    else:
+        handler.setLevel(logging.WARNING)
+        handler.addFilter(
+            lambda record: (
+                record.levelno >= logging.ERROR or record.name.split(".")[0] in _OWN_LOGGERS
+            )
+        )
+        warnings.simplefilter("ignore")
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 if __name__ == "__main__":

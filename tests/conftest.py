@@ -88,6 +88,8 @@ class DagsterServer:
     home: Path
     warehouse_path: Path
     log_path: Path
+    env: dict[str, str]  # the server's settings, for a `segwh` CLI on the same instance
+    landing_dir: Path  # a copy of the sample's landing files: tests may add files
 
 
 @pytest.fixture(scope="session")
@@ -100,15 +102,18 @@ def dagster_server(tmp_path_factory, small_sample) -> Iterator[DagsterServer]:
     home.mkdir()
     shutil.copy(PROJECT_DIR / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
+    landing_dir = root / "landing"
+    shutil.copytree(small_sample.landing_dir, landing_dir)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "SEGWH_DATA_DIR": str(root),
-        "SEGWH_LANDING_DIR": str(small_sample.landing_dir),
+        "SEGWH_LANDING_DIR": str(landing_dir),
         "SEGWH_CRM_URL": small_sample.crm_url,
         "SEGWH_WAREHOUSE_PATH": str(root / "warehouse.duckdb"),
         "SEGWH_AS_OF": "2026-11-01T00:00:00Z",
+        "SEGWH_SENSOR_INTERVAL_SECONDS": "30",  # a file added by a test is seen within the test
     }
     log_path = root / "dagster-dev.log"
     with log_path.open("w") as log:
@@ -142,6 +147,6 @@ def dagster_server(tmp_path_factory, small_sample) -> Iterator[DagsterServer]:
                 time.sleep(1)
         else:
             pytest.fail(f"dg dev did not answer on {url}:\n{log_path.read_text()[-3000:]}")
-        yield DagsterServer(url, port, home, root / "warehouse.duckdb", log_path)
+        yield DagsterServer(url, port, home, root / "warehouse.duckdb", log_path, env, landing_dir)
     finally:
         stop_process_group(process, timeout=30)

@@ -2,16 +2,21 @@
 
 Every run of this code location writes the one DuckDB warehouse, so the instance runs them one at
 a time: ``.dagster_home/dagster.yaml`` limits runs tagged ``dagster/code_location=segwarehouse``
-(a tag Dagster puts on every run, UI materializations included) to one in progress. A second
-run request waits in the queue until the first has finished.
+(a tag Dagster puts on every run, UI materializations included; ``segwh run`` gives its runs
+the same tag, orchestration/run_queue.py) to one in progress. A second run request waits in the
+queue until the first has finished.
 """
 
 import hashlib
 import json
+from pathlib import Path
 
 import dagster as dg
+import duckdb
+from dagster._core.storage.dagster_run import ACTIVE_RUN_STATUSES, RunsFilter
 
 from ingestion.events import discover_files
+from orchestration import run_queue
 from orchestration.checks import check_op_name
 from orchestration.defs.ingestion import RAW_EVENTS
 from orchestration.defs.ml import CHURN_MODEL, PERSON_CLUSTERS
@@ -19,6 +24,7 @@ from orchestration.defs.privacy import RAW_EVENTS_RETENTION
 from orchestration.defs.serving import ONLINE_PROFILE_STORE, PUBLISHED_SEGMENTS
 from orchestration.defs.transform import DBT_STEP_NAMES, STAGED_EVENTS
 from orchestration.resources import LandingZoneResource
+from warehouse.connection import connect, table_exists
 from warehouse.settings import Settings
 
 RAW_EVENTS_OP = "raw__events"
@@ -76,6 +82,35 @@ def _signature(size: int, mtime_ns: int) -> str:
     return f"{size}:{mtime_ns}"
 
 
+def loaded_files(warehouse_path: Path, instance: dg.DagsterInstance) -> dict[str, str] | str:
+    """path -> size:mtime of every file the load audit (raw.event_load_audit) holds, as the
+    sensor's cursor records files; or why it cannot be read now.
+
+    The warehouse is opened read-only for a moment, and only when no run is starting or in
+    progress: DuckDB allows one read-write process or many read-only ones, so a reader must not
+    be there when a run opens the file (a run starts writing after 15-20 s of imports)."""
+    if not warehouse_path.exists():
+        # an incremental run needs a full build before it: the first one loads every landed file
+        return (
+            f"no warehouse yet at {warehouse_path}: the first full build (`make run`, Materialize "
+            "all, the nightly schedule) loads the landed files; the sensor then starts from its "
+            "load audit"
+        )
+    if instance.get_runs(RunsFilter(statuses=ACTIVE_RUN_STATUSES), limit=1):
+        return "a run is writing the warehouse: the first tick reads its load audit later"
+    try:
+        with connect(warehouse_path, read_only=True) as con:
+            if not table_exists(con, "raw", "event_load_audit"):
+                return {}
+            rows = con.execute(
+                "SELECT file_path, file_size, file_mtime_ns FROM raw.event_load_audit "
+                "ORDER BY loaded_at"
+            ).fetchall()
+    except duckdb.IOException:  # a writer holds the file (e.g. a run outside this instance)
+        return "the warehouse is locked by a writer: the first tick reads its load audit later"
+    return {path: _signature(size, mtime_ns) for path, size, mtime_ns in rows}
+
+
 def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(
         name="landing_files_sensor",
@@ -85,12 +120,19 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
         description=(
             "Notices event files that landed (or changed) since its last tick and requests one "
             "incremental_update run for exactly those files. The cursor remembers every file "
-            "requested (path -> size:mtime); the run key makes a request launch at most once."
+            "requested (path -> size:mtime); the run key makes a request launch at most once. "
+            "Its first tick starts from the warehouse's load audit: files a run outside the "
+            "sensor already loaded (`make run`) are not requested again."
         ),
     )
     def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingZoneResource):
         if not landing.enabled:
             return dg.SkipReason("events are not a source of this deployment (SEGWH_SOURCES)")
+        if context.cursor is None:
+            seeded = loaded_files(settings.warehouse_path, context.instance)
+            if isinstance(seeded, str):
+                return dg.SkipReason(seeded)  # the cursor stays empty: seeded at a later tick
+            context.update_cursor(json.dumps(seeded, sort_keys=True))
         requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         new_files = [
             f
@@ -151,9 +193,26 @@ def report_failed_runs(context: dg.RunFailureSensorContext):
     )
 
 
+@dg.sensor(
+    name="release_dead_cli_runs",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Marks failed a run that `segwh run` or `segwh erase` executed in its own process when "
+        "that process is gone (killed, machine restarted), so that it does not hold the "
+        "one-writer slot of the run queue forever."
+    ),
+)
+def release_dead_cli_runs(context: dg.SensorEvaluationContext):
+    released = run_queue.release_dead_cli_runs(context.instance)
+    for run_id in released:
+        context.log.warning("run %s: its segwh process is gone; marked failed", run_id)
+    return dg.SkipReason(f"released {len(released)} run(s) of dead segwh processes")
+
+
 def build_defs(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         jobs=[full_build_job, incremental_update_job],
         schedules=[build_nightly_schedule(settings)],
-        sensors=[build_landing_sensor(settings), report_failed_runs],
+        sensors=[build_landing_sensor(settings), report_failed_runs, release_dead_cli_runs],
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ingestion.events import ensure_raw_tables
+from ingestion.events import discover_files, ensure_raw_tables, load_event_files
 from orchestration.definitions import build_definitions
 from orchestration.defs.automation import (
     CHURN_FEATURES_AT_SNAPSHOTS,
@@ -93,7 +93,10 @@ def _write(path: Path, text: str) -> Path:
 def sensor_setup(tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
-    defs = build_definitions(_settings(tmp_path, landing))
+    settings = _settings(tmp_path, landing)
+    with connect(settings.warehouse_path) as con:  # a full build ran: the load audit exists
+        ensure_raw_tables(con)
+    defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def("landing_files_sensor")
     with dg.instance_for_test() as instance:
         yield sensor, landing, instance
@@ -128,6 +131,8 @@ def test_with_an_online_store_sensor_runs_load_only_the_changed_profiles(tmp_pat
     settings = dataclasses.replace(
         _settings(tmp_path, landing), online_redis_url="redis://127.0.0.1:6379/0"
     )
+    with connect(settings.warehouse_path) as con:  # a full build ran: the load audit exists
+        ensure_raw_tables(con)
     definitions = build_definitions(settings)
     sensor = definitions.resolve_sensor_def("landing_files_sensor")
     with dg.instance_for_test() as instance:
@@ -183,6 +188,82 @@ def test_a_changed_file_is_requested_again(sensor_setup):
 
     (request,) = again.run_requests
     assert request.run_key != first.run_requests[0].run_key
+
+
+EVENT = (
+    '{{"event_id": "{id}", "event_type": "page_view", "occurred_at": "2026-10-01T10:00:00Z", '
+    '"anonymous_id": "anon-1"}}\n'
+)
+
+
+def test_the_first_tick_skips_files_already_loaded_and_requests_changed_and_new_ones(
+    sensor_setup, tmp_path
+):
+    """`make run` loaded the landing files; the first tick of `make ui` does not load them again,
+    but a file changed since and a new file are requested."""
+    sensor, landing, instance = sensor_setup
+    kept = _write(landing / "events-1.jsonl", EVENT.format(id="a"))
+    changed = _write(landing / "events-2.jsonl", EVENT.format(id="b"))
+    with connect(tmp_path / "warehouse.duckdb") as con:  # the sensor's settings' warehouse
+        report = load_event_files(con, discover_files(landing))
+    assert len(report.files) == 2
+    changed.write_text(EVENT.format(id="b") + EVENT.format(id="c"))
+    os.utime(changed, ns=(1, 1))
+    new = _write(landing / "events-3.jsonl", EVENT.format(id="d"))
+
+    result = _tick(sensor, landing, None, instance)
+
+    (request,) = result.run_requests
+    assert request.run_config["ops"][RAW_EVENTS_OP]["config"]["files"] == [str(changed), str(new)]
+    assert str(kept) in json.loads(result.cursor)
+    assert _tick(sensor, landing, result.cursor, instance).run_requests == []
+
+
+def test_before_the_first_full_build_the_sensor_requests_nothing_and_seeds_later(tmp_path):
+    """An incremental run needs a full build before it (it would fail); the full build loads
+    every landed file, so the sensor starts from its load audit afterwards."""
+    landing = tmp_path / "landing"
+    _write(landing / "events-1.jsonl", EVENT.format(id="a"))
+    settings = _settings(tmp_path, landing)
+    sensor = build_definitions(settings).resolve_sensor_def("landing_files_sensor")
+    with dg.instance_for_test() as instance:
+        before = _tick(sensor, landing, None, instance)
+        with connect(settings.warehouse_path) as con:  # what the full build's ingestion does
+            load_event_files(con, discover_files(landing))
+        after = _tick(sensor, landing, before.cursor, instance)
+
+    assert before.run_requests == [] and before.cursor is None
+    assert "first full build" in before.skip_message
+    assert after.run_requests == [] and str(landing / "events-1.jsonl") in after.cursor
+
+
+def test_the_first_tick_waits_while_a_run_may_be_writing_the_warehouse(sensor_setup, tmp_path):
+    """DuckDB: one read-write process or many read-only ones. While a run of the instance is in
+    progress the sensor does not open the warehouse (it would block the run's write) and keeps
+    its cursor empty, so the next tick seeds it."""
+    sensor, landing, instance = sensor_setup
+    _write(landing / "events-1.jsonl", EVENT.format(id="a"))
+    with connect(tmp_path / "warehouse.duckdb") as con:
+        load_event_files(con, discover_files(landing))
+    writing = instance.create_run_for_job(_tiny_job, status=dg.DagsterRunStatus.STARTED)
+
+    busy = _tick(sensor, landing, None, instance)
+
+    assert busy.run_requests == [] and busy.cursor is None
+    assert "writing the warehouse" in busy.skip_message
+    instance.report_run_failed(writing)
+    later = _tick(sensor, landing, None, instance)
+    assert later.run_requests == [] and later.cursor is not None  # seeded: nothing to load
+
+
+@dg.op
+def _noop() -> None:
+    return None
+
+
+@dg.job
+def _tiny_job() -> None:
+    _noop()
 
 
 def test_the_nightly_schedule_runs_the_whole_graph_at_two_utc(tmp_path):

@@ -3,15 +3,19 @@ over GraphQL and by a real headless Chromium (Debian's /usr/bin/chromium, driven
 
 import itertools
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
+import sqlalchemy as sa
 from dagster_graphql import DagsterGraphQLClient
 
 from orchestration.definitions import defs
+from orchestration.defs.privacy import ERASURE_OP
+from tests.orchestration.test_cli_run import SEGWH, assert_readable_run_output
 from warehouse.connection import connect
 from warehouse.settings import PROJECT_DIR
 
@@ -51,13 +55,27 @@ def _assert_never_overlapping(records: list[dg.RunRecord]) -> None:
         assert end <= start, f"runs {first} and {second} wrote the warehouse at the same time"
 
 
+def _cli(dagster_server, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [SEGWH, *args],
+        env=dagster_server.env,
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def test_the_ui_shows_every_layer_and_runs_from_it_and_graphql_queue_one_after_the_other(
-    dagster_server,
+    dagster_server, small_sample
 ):
-    """The asset catalog shows every asset and layer; "Materialize all" in the browser and a
-    full_build submitted over GraphQL while it is queued or running both succeed, never
-    overlapping on the warehouse (the sensor's runs included)."""
+    """The asset catalog shows every asset and layer. Runs from every entry point, each started
+    while another was queued or running, all succeed, never overlapping on the warehouse:
+    `segwh run` with "Materialize all" in the browser, then a landing-sensor run with an
+    erasure submitted over GraphQL."""
     from playwright.sync_api import sync_playwright
+
+    cli_run = _cli(dagster_server, "run")  # the daemon is alive: it launches the CLI's run
 
     ARTIFACTS.mkdir(exist_ok=True)
     graph = defs.resolve_asset_graph()
@@ -89,21 +107,45 @@ def test_the_ui_shows_every_layer_and_runs_from_it_and_graphql_queue_one_after_t
             ui_run_prefix = toast.inner_text().split()[-1]
         finally:
             browser.close()
-    client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_server.port)
-    graphql_run_id = client.submit_job_execution(
-        "full_build", repository_location_name="segwarehouse"
-    )
-
+    cli_output, _ = cli_run.communicate(timeout=900)
+    assert cli_run.returncode == 0, cli_output[-3000:]
     with dg.DagsterInstance.from_config(str(dagster_server.home)) as instance:
+        records = _wait_until_idle(instance)
+        (cli_record,) = [r for r in records if r.dagster_run.tags.get("segwh/command") == "run"]
+        assert "started by the Dagster daemon" in cli_output
+        assert_readable_run_output(cli_output, instance, cli_record.dagster_run.run_id)
+
+        # a file lands: the sensor (30 s interval here) requests an incremental run, and an
+        # erasure is submitted over GraphQL while that run starts
+        (dagster_server.landing_dir / "events-late.jsonl").write_text(
+            '{"event_id": "late-1", "event_type": "page_view", '
+            '"occurred_at": "2026-10-30T10:00:00Z", "anonymous_id": "late-visitor"}\n'
+        )
+        deadline = time.monotonic() + 300
+        while not _sensor_runs(instance) and time.monotonic() < deadline:
+            time.sleep(1)
+        with sa.create_engine(small_sample.crm_url).connect() as con:
+            customer = con.execute(sa.text("SELECT min(customer_id) FROM customers")).scalar()
+        client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_server.port)
+        graphql_run_id = client.submit_job_execution(
+            "erase_person",
+            repository_location_name="segwarehouse",
+            run_config={"ops": {ERASURE_OP: {"config": {"customer_id": str(customer)}}}},
+        )
         records = _wait_until_idle(instance)
     (ui_run,) = [r for r in records if r.dagster_run.run_id.startswith(ui_run_prefix)]
     (graphql_run,) = [r for r in records if r.dagster_run.run_id == graphql_run_id]
-    statuses = [ui_run.dagster_run.status, graphql_run.dagster_run.status]
-    assert statuses == [dg.DagsterRunStatus.SUCCESS] * 2, dagster_server.log_path.read_text()[
-        -3000:
-    ]
-    # the second request came while the first was still queued or running: the queue serialized them
-    assert graphql_run.create_timestamp.timestamp() < ui_run.end_time
+    (sensor_run,) = [r for r in records if r.dagster_run.job_name == "incremental_update"]
+    assert sensor_run.dagster_run.run_config["ops"]["raw__events"]["config"]["files"] == [
+        str(dagster_server.landing_dir / "events-late.jsonl")
+    ]  # only the new file: the files the CLI run loaded are in the sensor's seeded cursor
+    assert [r.dagster_run.status for r in records] == [dg.DagsterRunStatus.SUCCESS] * 4, (
+        dagster_server.log_path.read_text()[-3000:]
+    )
+    # each pair was requested while both were queued or running: the queue serialized them
+    for first, second in ((cli_record, ui_run), (sensor_run, graphql_run)):
+        requested = max(first.create_timestamp, second.create_timestamp).timestamp()
+        assert requested < min(first.end_time, second.end_time)
     _assert_never_overlapping(records)
     _assert_tables_exist(dagster_server.warehouse_path)
     published = dagster_server.warehouse_path.parent / "serving" / "segments.duckdb"
@@ -135,6 +177,10 @@ def _assert_plots_show_on_the_asset_page(url: str, asset: str, plots: int) -> No
             )
         finally:
             browser.close()
+
+
+def _sensor_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    return instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": "landing_files_sensor"}))
 
 
 def _dismiss_welcome_dialog(page) -> None:
