@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pytest
+from run_helpers import settings_without_data
 
 from expectations import ExpectationOutcome, SuiteOutcome, validate_table
 from expectations.suites import SUITE_BUILDERS, SUITE_TABLES, load_suite, suite_parameters
@@ -752,18 +753,8 @@ def test_the_check_judges_freshness_at_the_runs_as_of(good_warehouse: Path, tmp_
 
 def test_every_suite_runs_as_a_check_on_its_asset(tmp_path: Path) -> None:
     from orchestration.definitions import build_definitions
-    from warehouse.settings import Settings
 
-    settings = Settings(
-        data_dir=tmp_path,
-        landing_dir=tmp_path,
-        crm_url="sqlite://",
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=tmp_path / "warehouse.duckdb",
-        as_of=AS_OF.isoformat(),
-    )
+    settings = settings_without_data(tmp_path, as_of=AS_OF.isoformat())
     graph = build_definitions(settings).resolve_asset_graph()
     checks = graph.asset_check_keys
     existing = {key.to_user_string().replace("/", ".") for key in graph.get_all_asset_keys()}

@@ -2,22 +2,14 @@
 named after what they build."""
 
 import dagster as dg
+from run_helpers import settings_without_data
 
 from orchestration.definitions import build_definitions
 from orchestration.defs.transform import DBT_STEP_NAMES
-from warehouse.settings import Settings
 
 
 def test_groups_follow_the_layers_and_dbt_steps_say_what_they_build(tmp_path):
-    settings = Settings(
-        data_dir=tmp_path,
-        landing_dir=tmp_path,
-        crm_url="sqlite://",
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=tmp_path / "warehouse.duckdb",
-    )
+    settings = settings_without_data(tmp_path)
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}

@@ -2,10 +2,10 @@
 markdown renderer, kinds that follow the configuration, a lineage that reads layer by layer."""
 
 import re
-from pathlib import Path
 
 import dagster as dg
 import pytest
+from run_helpers import settings_without_data
 
 from orchestration.definitions import build_definitions
 from orchestration.defs.privacy import RAW_EVENTS_RETENTION
@@ -25,22 +25,9 @@ def html_tags(markdown: str) -> list[str]:
     return HTML_IN_MARKDOWN.findall(CODE.sub("", markdown))
 
 
-def _settings(tmp_path: Path, **overrides) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        landing_dir=tmp_path,
-        crm_url="sqlite://",
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=tmp_path / "warehouse.duckdb",
-        **overrides,
-    )
-
-
 @pytest.fixture(scope="module")
 def defs(tmp_path_factory) -> dg.Definitions:
-    return build_definitions(_settings(tmp_path_factory.mktemp("ui_details")))
+    return build_definitions(settings_without_data(tmp_path_factory.mktemp("ui_details")))
 
 
 def test_the_detector_finds_what_a_markdown_renderer_takes_as_html():
@@ -88,8 +75,10 @@ def test_the_postgres_kind_shows_only_when_postgresql_is_configured(tmp_path):
             .kinds
         )
 
-    assert kinds(_settings(tmp_path)) == {"duckdb", "parquet"}
-    with_postgres = _settings(tmp_path, serving_postgres_url="postgresql://bi@127.0.0.1/bi")
+    assert kinds(settings_without_data(tmp_path)) == {"duckdb", "parquet"}
+    with_postgres = settings_without_data(
+        tmp_path, serving_postgres_url="postgresql://bi@127.0.0.1/bi"
+    )
     assert kinds(with_postgres) == {"duckdb", "parquet", "postgres"}
 
 

@@ -24,6 +24,7 @@ from documentation_helpers import (
     published_expectation,
 )
 from online_helpers import online_store_on
+from run_helpers import settings_without_data
 from table_helpers import rows_differing
 
 from ingestion.events import discover_files, load_event_files
@@ -76,16 +77,7 @@ def test_a_missing_short_or_changed_key_is_refused_with_an_explanation(tmp_path)
 
 def test_the_code_location_with_the_privacy_job_and_assets_loads(tmp_path):
     """What the webserver does on load (names of ops and jobs must not collide, ...)."""
-    settings = Settings(
-        data_dir=tmp_path,
-        landing_dir=tmp_path,
-        crm_url="sqlite://",
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=tmp_path / "w.duckdb",
-        as_of="",
-    )
+    settings = settings_without_data(tmp_path, as_of="")
     definitions = build_definitions(settings)
     dg.Definitions.validate_loadable(definitions)
     assert definitions.resolve_job_def("erase_person")
