@@ -331,8 +331,10 @@ def test_the_incremental_run_loads_only_the_requested_files(tmp_path, small_samp
 
 @pytest.mark.integration
 def test_an_incremental_run_before_any_full_build_fails_with_what_to_do(tmp_path, small_sample):
-    """A sensor run on a new warehouse (no CRM staging, no seeds yet) stops before dbt and says
-    which inputs are missing and which job builds them; its files stay loaded."""
+    """The sensor's first tick on a new warehouse requests nothing and names the full build; an
+    incremental run on a new warehouse all the same (no CRM staging, no seeds yet; e.g. the
+    sensor's cursor outlived a deleted warehouse) stops before dbt and says which inputs are
+    missing and which job builds them; its files stay loaded."""
     landing = tmp_path / "landing"
     shutil.copytree(small_sample.landing_dir, landing)
     settings = _settings(tmp_path, landing, small_sample.crm_url)
@@ -340,7 +342,10 @@ def test_an_incremental_run_before_any_full_build_fails_with_what_to_do(tmp_path
     sensor = defs.resolve_sensor_def("landing_files_sensor")
 
     with dg.instance_for_test() as instance:
-        (request,) = _tick(sensor, landing, None, instance).run_requests
+        first = _tick(sensor, landing, None, instance)
+        assert not first.run_requests
+        assert "first full build" in first.skip_message
+        (request,) = _tick(sensor, landing, "{}", instance).run_requests
         result = defs.resolve_job_def(sensor.job_name).execute_in_process(
             instance=instance, run_config=request.run_config, raise_on_error=False
         )
