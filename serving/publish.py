@@ -148,9 +148,9 @@ def publish_duckdb(
                     "SELECT table_name FROM duckdb_tables() WHERE database_name = 'publishing'"
                 ).fetchall():
                     if name not in wanted:  # publish_version, and tables no longer published
-                        con.execute(f'DROP TABLE publishing.main."{name}"')
+                        con.execute(f"DROP TABLE publishing.main.{_quoted(name)}")
             for table in tables:
-                copy = f'publishing.main."{published_name(table)}"'
+                copy = f"publishing.main.{_quoted(published_name(table))}"
                 rows_written = patch_table(con, table, copy) if patching else None
                 if rows_written is None:
                     con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {table}")
@@ -411,12 +411,12 @@ def publish_postgres(
     retired = f"{schema}__retired"
     scratch_dir.mkdir(parents=True, exist_ok=True)
     with engine.begin() as pg:
-        pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{loading}" CASCADE')
-        pg.exec_driver_sql(f'CREATE SCHEMA "{loading}"')
+        pg.exec_driver_sql(f"DROP SCHEMA IF EXISTS {_quoted(loading)} CASCADE")
+        pg.exec_driver_sql(f"CREATE SCHEMA {_quoted(loading)}")
         for table in [*tables, None]:
             if table is None:  # the version marker
                 pg.exec_driver_sql(
-                    f'CREATE TABLE "{loading}".{PUBLISH_VERSION} AS '
+                    f"CREATE TABLE {_quoted(loading)}.{PUBLISH_VERSION} AS "
                     "SELECT %s::text AS version, now() AS published_at",
                     (version,),
                 )
@@ -426,13 +426,13 @@ def publish_postgres(
                 continue
             name = published_name(table)
             described = con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
-            columns = ", ".join(f'"{c[0]}" {_pg_type(c[1])}' for c in described)
-            pg.exec_driver_sql(f'CREATE TABLE "{loading}"."{name}" ({columns})')
+            columns = ", ".join(f"{_quoted(c[0])} {_pg_type(c[1])}" for c in described)
+            pg.exec_driver_sql(f"CREATE TABLE {_quoted(loading)}.{_quoted(name)} ({columns})")
             csv_path = scratch_dir / f"{name}.{version}.csv"
             casts = ", ".join(
-                f'"{c[0]}"'
+                _quoted(c[0])
                 if _pg_type(c[1]) != "jsonb" or c[1] == "JSON"
-                else f'to_json("{c[0]}") AS "{c[0]}"'
+                else f"to_json({_quoted(c[0])}) AS {_quoted(c[0])}"
                 for c in described
             )
             con.execute(
@@ -441,9 +441,8 @@ def publish_postgres(
             try:
                 cursor = pg.connection.dbapi_connection.cursor()
                 with csv_path.open() as handle:
-                    cursor.copy_expert(
-                        f'COPY "{loading}"."{name}" FROM STDIN WITH (FORMAT csv)', handle
-                    )
+                    relation = f"{_quoted(loading)}.{_quoted(name)}"
+                    cursor.copy_expert(f"COPY {relation} FROM STDIN WITH (FORMAT csv)", handle)
             finally:
                 csv_path.unlink(missing_ok=True)
             _pg_keys(pg, loading, name, entries.get(table))
@@ -454,7 +453,7 @@ def publish_postgres(
     _with_exclusive_locks(
         engine,
         retired,
-        lambda pg: pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE'),
+        lambda pg: pg.exec_driver_sql(f"DROP SCHEMA IF EXISTS {_quoted(retired)} CASCADE"),
     )
 
 
@@ -521,7 +520,7 @@ def _with_exclusive_locks(engine: sa.Engine, schema: str, swap, timeout: float |
                     .all()
                 )
                 if tables:
-                    names = ", ".join(f'"{schema}"."{t}"' for t in tables)
+                    names = ", ".join(f"{_quoted(schema)}.{_quoted(t)}" for t in tables)
                     pg.exec_driver_sql(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE NOWAIT")
                 return swap(pg)
         except sa.exc.OperationalError as exc:
@@ -542,12 +541,16 @@ def _swap_schema(pg, schema: str, loading: str, retired: str, reader_role: str) 
         "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)
     ).first()
     if exists:
-        pg.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE')
-        pg.exec_driver_sql(f'ALTER SCHEMA "{schema}" RENAME TO "{retired}"')
-    pg.exec_driver_sql(f'ALTER SCHEMA "{loading}" RENAME TO "{schema}"')
+        pg.exec_driver_sql(f"DROP SCHEMA IF EXISTS {_quoted(retired)} CASCADE")
+        pg.exec_driver_sql(f"ALTER SCHEMA {_quoted(schema)} RENAME TO {_quoted(retired)}")
+    pg.exec_driver_sql(f"ALTER SCHEMA {_quoted(loading)} RENAME TO {_quoted(schema)}")
+    # names from the settings are identifiers (quoted) or bound values, never pasted SQL
+    role_exists = pg.exec_driver_sql(
+        "SELECT 1 FROM pg_roles WHERE rolname = %s", (reader_role,)
+    ).first()
+    if not role_exists:
+        pg.exec_driver_sql(f"CREATE ROLE {_quoted(reader_role)} NOLOGIN")
+    pg.exec_driver_sql(f"GRANT USAGE ON SCHEMA {_quoted(schema)} TO {_quoted(reader_role)}")
     pg.exec_driver_sql(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
-        f"'{reader_role}') THEN CREATE ROLE \"{reader_role}\" NOLOGIN; END IF; END $$"
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA {_quoted(schema)} TO {_quoted(reader_role)}"
     )
-    pg.exec_driver_sql(f'GRANT USAGE ON SCHEMA "{schema}" TO "{reader_role}"')
-    pg.exec_driver_sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{reader_role}"')

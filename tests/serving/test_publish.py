@@ -584,3 +584,44 @@ def test_an_erasure_keeps_the_documentation_of_the_outputs_it_rewrites(tmp_path)
     assert duckdb_comments(serving / PUBLISHED_DUCKDB) == expected
     parquet = parquet_comments(serving / PARQUET_DIR / CURRENT)
     assert parquet == {k: v for k, v in expected.items() if not k.startswith("publish_")}
+
+
+@pytest.mark.postgres
+def test_postgres_names_from_the_settings_are_quoted_identifiers_never_pasted_sql(
+    tmp_path, postgres_url
+):
+    """SEGWH_SERVING_POSTGRES_SCHEMA and SEGWH_SERVING_READER_ROLE (and column names) with a
+    quote, a double quote and a space: published and granted as named (pasted into SQL, such a
+    name broke the statements, or could have injected SQL)."""
+    token = uuid.uuid4().hex[:8]
+    schema = f'bi "segments" {token}'
+    role = f'bi reader\'s "{token}"'
+    engine = sa.create_engine(postgres_url)
+    try:
+        with connect(tmp_path / "warehouse.duckdb") as con:
+            con.execute("CREATE SCHEMA marts")
+            con.execute(
+                """CREATE TABLE marts.person_features AS
+                SELECT 'p1' AS person_id, 2 AS "odd ""name"" col" """
+            )
+            publish_postgres(
+                con, ["marts.person_features"], engine, schema, "v1", role, tmp_path / "scratch"
+            )
+        with engine.connect() as pg:
+            quoted = '"' + schema.replace('"', '""') + '"'
+            row = pg.exec_driver_sql(
+                f'SELECT person_id, "odd ""name"" col" FROM {quoted}.person_features'
+            ).one()
+            assert tuple(row) == ("p1", 2)
+            granted = pg.exec_driver_sql(
+                "SELECT has_table_privilege(%s, %s, 'SELECT')",
+                (role, f"{quoted}.person_features"),
+            ).scalar()
+            assert granted
+    finally:
+        with engine.begin() as pg:
+            quoted = '"' + schema.replace('"', '""') + '"'
+            pg.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quoted} CASCADE")
+            if pg.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).first():
+                pg.exec_driver_sql(f'DROP ROLE "{role.replace(chr(34), chr(34) * 2)}"')
+        engine.dispose()
