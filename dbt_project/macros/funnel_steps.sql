@@ -84,35 +84,24 @@ daily as (
 
 steps as (
 
+    {%- set funnel = [
+        ('product_view', 'product_view_sessions', 'session_count'),
+        ('add_to_cart', 'add_to_cart_sessions', 'product_view_sessions'),
+        ('checkout', 'checkout_sessions', 'add_to_cart_sessions'),
+        ('purchase', 'purchase_sessions', 'checkout_sessions'),
+    ] %}
+    {%- for step_name, reached, previous in funnel %}
+
     select
         funnel_date, segment_group, segment_key, session_count,
-        1 as step_number, 'product_view' as step_name,
-        product_view_sessions as sessions_reached, session_count as previous_step_sessions
+        {{ loop.index }} as step_number, '{{ step_name }}' as step_name,
+        {{ reached }} as sessions_reached, {{ previous }} as previous_step_sessions
     from daily
+    {%- if not loop.last %}
 
     union all
-
-    select
-        funnel_date, segment_group, segment_key, session_count,
-        2 as step_number, 'add_to_cart' as step_name,
-        add_to_cart_sessions as sessions_reached, product_view_sessions as previous_step_sessions
-    from daily
-
-    union all
-
-    select
-        funnel_date, segment_group, segment_key, session_count,
-        3 as step_number, 'checkout' as step_name,
-        checkout_sessions as sessions_reached, add_to_cart_sessions as previous_step_sessions
-    from daily
-
-    union all
-
-    select
-        funnel_date, segment_group, segment_key, session_count,
-        4 as step_number, 'purchase' as step_name,
-        purchase_sessions as sessions_reached, checkout_sessions as previous_step_sessions
-    from daily
+    {%- endif %}
+    {%- endfor %}
 
 ),
 

@@ -468,14 +468,19 @@ def _documented_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _publish_documented(con, serving: Path) -> None:
+    """The documented warehouse, published as version v1 to the DuckDB file and Parquet."""
+    _documented_warehouse(con)
+    publish_duckdb(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
+    publish_parquet(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
+
+
 def test_every_table_and_column_is_documented_in_the_duckdb_file_and_parquet(tmp_path):
     """Whole write, then a patch of it as sensor runs do (rows and descriptions changed)."""
     warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
     expected = expected_comments({**DOCS, "serving.publish_version": PUBLISH_VERSION_DOC})
     with connect(warehouse) as con:
-        _documented_warehouse(con)
-        publish_duckdb(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
-        publish_parquet(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
+        _publish_documented(con, serving)
 
         assert duckdb_comments(serving / PUBLISHED_DUCKDB) == expected
         assert all(expected.values())  # every table and column has a non-empty comment
@@ -572,9 +577,7 @@ def test_an_erasure_keeps_the_documentation_of_the_outputs_it_rewrites(tmp_path)
     warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
     expected = expected_comments({**DOCS, "serving.publish_version": PUBLISH_VERSION_DOC})
     with connect(warehouse) as con:
-        _documented_warehouse(con)
-        publish_duckdb(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
-        publish_parquet(con, DOCUMENTED_TABLES, serving, "v1", documentation=DOCS)
+        _publish_documented(con, serving)
         con.execute("CREATE TEMP TABLE _erase_persons AS SELECT 'p1' AS person_id")
         con.execute("CREATE TEMP TABLE _erase_pseudonyms (pseudonym VARCHAR)")
         removed = erase_in_serving(con, serving)
