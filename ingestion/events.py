@@ -27,6 +27,17 @@ Accounting, per file: ``landed = loaded + rejected + duplicate + suppressed``.
 
 Idempotency: a file whose content (SHA-256) was loaded before is skipped, whatever its name; a
 batch is one transaction, so a crash leaves no partial load and the next run loads it again.
+
+One bad file never blocks the others, and one bad line never blocks its file:
+- a line that cannot be read (invalid UTF-8, longer than MAX_LINE_BYTES, the reader's delimiter
+  bytes inside it) is rejected with a reason (``LINE_REASONS``), like a line that breaks the
+  contract;
+- a file that cannot be read at all (a truncated or fake ``.gz``, a corrupt Parquet file) is
+  quarantined: recorded in ``raw.quarantined_files`` with the error, left out of the batch, and
+  skipped by later loads until its content changes. The rest of the batch loads.
+
+The landing folder is a boundary: symbolic links are never followed (reported and skipped), only
+regular files are read, and a file name is never a glob (``*``, ``?`` and ``[`` are escaped).
 """
 
 from __future__ import annotations
@@ -34,12 +45,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 
 import duckdb
 
@@ -73,11 +86,30 @@ REQUIRED_FIELDS = tuple(f["name"] for f in _FIELDS if f.get("required"))
 IDENTITY_FIELDS = tuple(f["name"] for f in _FIELDS if f.get("identity"))  # one of them at least
 KNOWN_FIELDS = (*(name for name, _ in EVENT_COLUMNS), "properties")
 
+BOUNDED_FIELDS = {f["name"]: (f["min"], f["max"]) for f in _FIELDS if "min" in f or "max" in f}
+TIMESTAMP_WINDOW = _CONTRACT["timestamps"]  # earliest, max_future_skew_hours
+
+# Lines the reader could not read as text, by DuckDB's CSV reject error type (see _landed_sql).
+LINE_REASONS = {
+    "INVALID ENCODING": "invalid_encoding",
+    "LINE SIZE OVER MAXIMUM": "line_too_long",
+}
+UNREADABLE_LINE = "unreadable_line"  # any other reader error on one line
+DELIMITER_IN_LINE = "control_characters"  # the reader's delimiter bytes inside a line
+MAX_LINE_BYTES = 64_000_000
+REJECTED_PAYLOAD_CHARS = 1_000_000  # a rejected line longer than this keeps its beginning
+
 REJECT_REASONS = (
+    *LINE_REASONS.values(),
+    UNREADABLE_LINE,
+    DELIMITER_IN_LINE,
     "malformed_json",
     *(f"missing_{name}" for name in REQUIRED_FIELDS),
     "missing_identity",
     *(f"invalid_{name}" for name in TYPED_COLUMNS),
+    *(f"out_of_range_{name}" for name, kind in EVENT_COLUMNS if kind == "TIMESTAMPTZ"),
+    *(f"out_of_range_{name}" for name in BOUNDED_FIELDS),
+    "invalid_properties",
 )
 
 
@@ -183,6 +215,21 @@ CREATE TABLE IF NOT EXISTS raw.event_load_audit (
 );
 -- rows of erased persons (privacy.suppressed_identifiers): counted, never stored
 ALTER TABLE raw.event_load_audit ADD COLUMN IF NOT EXISTS suppressed BIGINT DEFAULT 0;
+-- the file's status-change time: a file rewritten with the same size and mtime is noticed
+ALTER TABLE raw.event_load_audit ADD COLUMN IF NOT EXISTS file_ctime_ns BIGINT;
+-- files that could not be read at all: never loaded, retried only when their content changes
+CREATE TABLE IF NOT EXISTS raw.quarantined_files (
+    load_id VARCHAR NOT NULL,
+    file_path VARCHAR NOT NULL,
+    file_name VARCHAR NOT NULL,
+    file_format VARCHAR NOT NULL,
+    file_size BIGINT NOT NULL,
+    file_mtime_ns BIGINT NOT NULL,
+    file_ctime_ns BIGINT NOT NULL,
+    file_sha256 VARCHAR NOT NULL,
+    error VARCHAR NOT NULL,
+    quarantined_at TIMESTAMPTZ NOT NULL
+);
 """
 
 
@@ -192,6 +239,19 @@ class LandingFile:
     file_format: str  # "jsonl" or "parquet"
     size: int
     mtime_ns: int
+    ctime_ns: int = 0  # status change: differs after any rewrite, whatever the mtime says
+
+    @property
+    def signature(self) -> str:
+        """What changes when the file is rewritten (the sensor's and the loader's stat check)."""
+        return f"{self.size}:{self.mtime_ns}:{self.ctime_ns}"
+
+
+@dataclass(frozen=True)
+class QuarantinedFile:
+    file_name: str
+    file_path: str
+    error: str
 
 
 @dataclass(frozen=True)
@@ -212,6 +272,8 @@ class EventLoadReport:
     files: list[FileLoadResult]
     skipped_files: list[str]  # already loaded (same content)
     elapsed_seconds: float
+    quarantined: list[QuarantinedFile] = field(default_factory=list)  # by this load
+    still_quarantined: list[str] = field(default_factory=list)  # earlier, content unchanged
 
     def total(self, field: str) -> int:
         return sum(getattr(result, field) for result in self.files)
@@ -222,26 +284,56 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def discover_files(landing_dir: Path) -> list[LandingFile]:
-    """Event files directly in ``landing_dir`` or below it, in lexical path order."""
+    """Event files directly in ``landing_dir`` or below it, in lexical path order.
+
+    Only regular files inside the folder: symbolic links (to files or folders) are never
+    followed, so a link cannot make the loader read a file from elsewhere (they are logged)."""
     if not landing_dir.is_dir():
         raise FileNotFoundError(
             f"landing folder {landing_dir} does not exist: set SEGWH_LANDING_DIR or generate the "
             "sample data (`make sample`)"
         )
+    root = landing_dir.resolve()
     found = []
-    for path in sorted(p for p in landing_dir.rglob("*") if p.is_file()):
-        name = path.name.lower()
-        if name.startswith((".", "_")):
-            continue  # hidden and in-flight files (e.g. _tmp, .partial) are not landed yet
-        if name.endswith(JSONL_SUFFIXES):
-            file_format = "jsonl"
-        elif name.endswith(PARQUET_SUFFIXES):
-            file_format = "parquet"
-        else:
-            continue
-        stat = path.stat()
-        found.append(LandingFile(path.resolve(), file_format, stat.st_size, stat.st_mtime_ns))
-    return found
+    for folder, subfolders, names in os.walk(root):  # os.walk does not follow folder links
+        subfolders.sort()
+        for name in names:
+            path = Path(folder) / name
+            if name.lower().startswith((".", "_")):
+                continue  # hidden and in-flight files (e.g. _tmp, .partial) are not landed yet
+            file_format = _format_of(name)
+            if file_format is None:
+                continue
+            stat = path.lstat()
+            if not S_ISREG(stat.st_mode):
+                log.warning("skipping %s: not a regular file (a symbolic link?)", path)
+                continue
+            found.append(
+                LandingFile(path, file_format, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+            )
+    return sorted(found, key=lambda f: str(f.path))
+
+
+def files_in_quarantine(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, datetime]]:
+    """(file path, error, quarantined at) of every file quarantined and not loaded since (a
+    repaired re-delivery under the same path ends its quarantine)."""
+    ensure_raw_tables(con)
+    return con.execute(
+        """SELECT q.file_path, q.error, q.quarantined_at FROM raw.quarantined_files AS q
+        WHERE NOT EXISTS (
+            SELECT 1 FROM raw.event_load_audit AS a
+            WHERE a.file_path = q.file_path AND a.loaded_at >= q.quarantined_at)
+        ORDER BY q.file_path, q.quarantined_at"""
+    ).fetchall()
+
+
+def _format_of(name: str) -> str | None:
+    name = name.lower()
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return None
 
 
 def sha256_of(path: Path) -> str:
@@ -258,53 +350,103 @@ def _sql_str(value: str) -> str:
 
 def _new_files(
     con: duckdb.DuckDBPyConnection, files: list[LandingFile]
-) -> tuple[list[tuple[LandingFile, str]], list[str]]:
-    """Split into (file, sha256) pairs to load and names of files already loaded.
+) -> tuple[list[tuple[LandingFile, str]], list[str], list[str]]:
+    """Split into (file, sha256) pairs to load, names of files already loaded and names of files
+    quarantined earlier whose content has not changed.
 
-    A file whose path, size and mtime match an audited load is skipped without hashing; any
-    other file is hashed and skipped if that content was loaded before (a re-delivery).
+    A file whose path, size, mtime and ctime match an audited load (or quarantine) is skipped
+    without hashing (audit rows from before ctime was recorded match on the rest); any other
+    file is hashed and skipped if that content was loaded (a re-delivery) or quarantined before.
     """
-    audited = con.execute(
-        "SELECT file_path, file_size, file_mtime_ns, file_sha256 FROM raw.event_load_audit"
-    ).fetchall()
-    known_stats = {(path, size, mtime) for path, size, mtime, _ in audited}
-    known_hashes = {sha for *_, sha in audited}
+    stat_query = "SELECT file_path, file_size, file_mtime_ns, file_ctime_ns, file_sha256 FROM "
+    audited = con.execute(stat_query + "raw.event_load_audit").fetchall()
+    quarantined = con.execute(stat_query + "raw.quarantined_files").fetchall()
+    known_stats = {tuple(row[:4]) for row in audited}
+    quarantined_stats = {tuple(row[:4]) for row in quarantined}
+    known_hashes = {row[4] for row in audited}
+    quarantined_hashes = {row[4] for row in quarantined}
     to_load: list[tuple[LandingFile, str]] = []
     skipped: list[str] = []
+    still_quarantined: list[str] = []
     for landing_file in files:
-        if (str(landing_file.path), landing_file.size, landing_file.mtime_ns) in known_stats:
+        stats = (str(landing_file.path), landing_file.size, landing_file.mtime_ns)
+        if (*stats, landing_file.ctime_ns) in known_stats or (*stats, None) in known_stats:
             skipped.append(landing_file.path.name)
+            continue
+        if (*stats, landing_file.ctime_ns) in quarantined_stats:
+            still_quarantined.append(landing_file.path.name)
             continue
         sha = sha256_of(landing_file.path)
         if sha in known_hashes:
             skipped.append(landing_file.path.name)
             continue
+        if sha in quarantined_hashes:
+            still_quarantined.append(landing_file.path.name)
+            continue
         known_hashes.add(sha)  # the same content twice in one batch loads once
         to_load.append((landing_file, sha))
-    return to_load, skipped
+    return to_load, skipped, still_quarantined
 
 
-def _landed_lines_sql(files: list[LandingFile]) -> str:
-    """One row per landed record: (_source_file, line) with the record as a JSON text."""
+def _glob_escaped(path: Path) -> str:
+    """The path as a DuckDB file pattern that matches only itself: DuckDB's readers expand
+    ``*``, ``?`` and ``[...]`` in every path they get (a file named ``*.jsonl`` would read the
+    whole folder, hidden and in-flight files included)."""
+    escaped = str(path).replace("[", "[[]")
+    return _sql_str(escaped.replace("*", "[*]").replace("?", "[?]"))
+
+
+# DuckDB's CSV reader reads each JSON line as one text value (a delimiter that does not occur in
+# JSON text, no quoting) and, with store_rejects, records lines it cannot read in these temporary
+# tables instead of failing the whole read; strict_mode off accepts mixed LF/CRLF line endings.
+REJECTS = ("_segwh_line_errors", "_segwh_line_scans")
+
+
+def _landed_sql(files: list[LandingFile]) -> str:
+    """One row per landed record: (_source_file, line, line_reason) with the record as a JSON
+    text; line_reason is set when the line could not be read as one text value. Run it, then
+    ``_unreadable_lines_sql`` for the lines the reader rejected."""
     parts = []
     jsonl = [f for f in files if f.file_format == "jsonl"]
     if jsonl:
-        paths = ", ".join(_sql_str(str(f.path)) for f in jsonl)
-        # Each line as one VARCHAR: a delimiter that cannot occur in JSON text, no quoting.
+        paths = ", ".join(_glob_escaped(f.path) for f in jsonl)
+        blank = "' ' || chr(9) || chr(13)"
+        # A line holding the delimiter comes out split: `rest` is its second part.
         parts.append(
-            f"""SELECT filename AS _source_file, line
-            FROM read_csv([{paths}], columns = {{'line': 'VARCHAR'}}, delim = E'\\x1f\\x1e',
-                          quote = '', escape = '', header = false, auto_detect = false,
-                          filename = true, max_line_size = 64000000)
-            WHERE line IS NOT NULL AND trim(line) <> ''"""
+            f"""SELECT filename AS _source_file,
+                   CASE WHEN rest IS NULL THEN line
+                        ELSE left(line || E'\\x1f\\x1e' || rest, {REJECTED_PAYLOAD_CHARS}) END
+                       AS line,
+                   CASE WHEN rest IS NOT NULL THEN '{DELIMITER_IN_LINE}' END AS line_reason
+            FROM read_csv([{paths}], columns = {{'line': 'VARCHAR', 'rest': 'VARCHAR'}},
+                          delim = E'\\x1f\\x1e', quote = '', escape = '', header = false,
+                          auto_detect = false, filename = true, max_line_size = {MAX_LINE_BYTES},
+                          strict_mode = false, null_padding = true, store_rejects = true,
+                          rejects_table = '{REJECTS[0]}', rejects_scan = '{REJECTS[1]}')
+            WHERE line IS NOT NULL AND trim(line, {blank}) <> ''"""
         )
     for f in files:
         if f.file_format == "parquet":
             parts.append(
-                f"SELECT {_sql_str(str(f.path))} AS _source_file, to_json(p)::VARCHAR AS line "
-                f"FROM read_parquet({_sql_str(str(f.path))}) AS p"
+                f"SELECT {_sql_str(str(f.path))} AS _source_file, to_json(p)::VARCHAR AS line, "
+                f"NULL::VARCHAR AS line_reason FROM read_parquet({_glob_escaped(f.path)}) AS p"
             )
     return "\nUNION ALL\n".join(parts)
+
+
+def _unreadable_lines_sql() -> str:
+    """The lines the CSV reader rejected in the last ``_landed_sql`` read, as landed rows."""
+    reasons = " ".join(f"WHEN {_sql_str(k)} THEN {_sql_str(v)}" for k, v in LINE_REASONS.items())
+    return f"""
+    SELECT s.file_path AS _source_file,
+           left(coalesce(e.csv_line, ''), {REJECTED_PAYLOAD_CHARS}) AS line,
+           CASE e.error_type::VARCHAR {reasons} ELSE '{UNREADABLE_LINE}' END AS line_reason
+    FROM {REJECTS[0]} AS e JOIN {REJECTS[1]} AS s USING (scan_id, file_id)"""
+
+
+def _drop_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    for table in REJECTS:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _merge_shapes(flat: dict, segment: dict) -> dict:
@@ -348,6 +490,27 @@ def _sql_tuple(names: tuple[str, ...]) -> str:
     return "(" + ", ".join(_sql_str(name) for name in names) + ")"
 
 
+# A UTC offset that does not exist (hours over 14 or minutes over 59): DuckDB would accept it.
+_IMPOSSIBLE_OFFSET = r"[+-]((1[5-9]|[2-9][0-9]):?[0-9]{2}|[0-9]{2}:?[6-9][0-9])$"
+
+
+def _typed_sql(text: str, kind: str) -> str:
+    """The value of ``text`` as ``kind``, NULL when it is not a valid one: numbers finite,
+    integers integral (TRY_CAST would round 3.7 to 4), timestamps finite with a real offset."""
+    cast = f"TRY_CAST({text} AS {kind})"
+    if kind == "VARCHAR":
+        return text
+    if kind == "DOUBLE":
+        return f"CASE WHEN isfinite({cast}) THEN {cast} END"
+    if kind == "INTEGER":
+        number = f"TRY_CAST({text} AS DOUBLE)"
+        return f"CASE WHEN {number} = trunc({number}) THEN {cast} END"
+    if kind == "TIMESTAMPTZ":
+        offset_ok = f"NOT regexp_matches({text}, {_sql_str(_IMPOSSIBLE_OFFSET)})"
+        return f"CASE WHEN isfinite({cast}) AND {offset_ok} THEN {cast} END"
+    return cast
+
+
 def _validated_sql(landed_table: str) -> str:
     """Parse, map, type and classify every landed record; one row per record.
 
@@ -376,10 +539,7 @@ def _validated_sql(landed_table: str) -> str:
             f"{_sql_list(SEGMENT.consumed[kind])}, k))"
         )
     )
-    typed = ",\n".join(
-        f"v.{name} AS {name}" if kind == "VARCHAR" else f"TRY_CAST(v.{name} AS {kind}) AS {name}"
-        for name, kind in EVENT_COLUMNS
-    )
+    typed = ",\n".join(f"{_typed_sql(f'v.{name}', kind)} AS {name}" for name, kind in EVENT_COLUMNS)
     # a required field: missing, then (when typed) invalid; an optional typed field: invalid
     required_checks = "\n".join(
         f"WHEN nullif(trim(v.{name}), '') IS NULL THEN 'missing_{name}'"
@@ -392,20 +552,34 @@ def _validated_sql(landed_table: str) -> str:
         for name in TYPED_COLUMNS
         if name not in REQUIRED_FIELDS
     )
+    earliest = f"{_sql_str(TIMESTAMP_WINDOW['earliest'])}::TIMESTAMPTZ"
+    latest = f"now() + INTERVAL {int(TIMESTAMP_WINDOW['max_future_skew_hours'])} HOUR"
+    range_checks = "\n".join(
+        [
+            f"WHEN {name} < {earliest} OR {name} > {latest} THEN 'out_of_range_{name}'"
+            for name, kind in EVENT_COLUMNS
+            if kind == "TIMESTAMPTZ"
+        ]
+        + [
+            f"WHEN {name} < {low} OR {name} > {high} THEN 'out_of_range_{name}'"
+            for name, (low, high) in BOUNDED_FIELDS.items()
+        ]
+    )
     return f"""
     WITH parsed AS (
-        SELECT _source_file, line,
-               CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' THEN line::JSON END AS j
+        SELECT _source_file, line, line_reason,
+               CASE WHEN line_reason IS NULL AND json_valid(line) AND json_type(line) = 'OBJECT'
+                    THEN line::JSON END AS j
         FROM {landed_table}
     ),
     extracted AS (
-        SELECT _source_file, line, j,
+        SELECT _source_file, line, line_reason, j,
                json_transform(j, {_sql_str(shape)}) AS f,
                json_keys(j) AS keys
         FROM parsed
     ),
     detected AS (
-        SELECT _source_file, line, j, f,
+        SELECT _source_file, line, line_reason, j, f,
                coalesce({is_segment}, false) AS is_segment,
                CASE WHEN is_segment THEN {segment_extra_keys}
                     ELSE {flat_extra_keys}
@@ -414,16 +588,19 @@ def _validated_sql(landed_table: str) -> str:
         FROM extracted
     ),
     given AS (
-        SELECT _source_file, line, j, f, is_segment, extra_keys,
+        SELECT _source_file, line, line_reason, j, f, is_segment, extra_keys,
                CASE json_type(given)
                    WHEN 'OBJECT' THEN given
                    WHEN 'VARCHAR' THEN CASE WHEN json_valid(given->>'$')
+                                             AND json_type(given->>'$') = 'OBJECT'
                                             THEN (given->>'$')::JSON END
-               END AS given_properties
+               END AS given_properties,
+               coalesce(json_type(given) <> 'NULL', false) AS properties_given
         FROM detected
     ),
     mapped AS (
-        SELECT _source_file, line, j, extra_keys, given_properties, is_segment,
+        SELECT _source_file, line, line_reason, j, extra_keys, given_properties,
+               properties_given, is_segment,
                struct_pack({mapped}) AS v
         FROM (
             SELECT *, CASE WHEN is_segment
@@ -433,17 +610,21 @@ def _validated_sql(landed_table: str) -> str:
         )
     ),
     typed AS (
-        SELECT _source_file, line, j, v, extra_keys, given_properties,
+        SELECT _source_file, line, line_reason, j, v, extra_keys, given_properties,
+               properties_given,
                {typed}
         FROM mapped
     ),
     classified AS (
         SELECT *,
                CASE
+                   WHEN line_reason IS NOT NULL THEN line_reason
                    WHEN j IS NULL THEN 'malformed_json'
                    {required_checks}
                    WHEN {no_identity} THEN 'missing_identity'
                    {invalid_checks}
+                   {range_checks}
+                   WHEN properties_given AND given_properties IS NULL THEN 'invalid_properties'
                END AS reject_reason
         FROM typed
     )
@@ -465,18 +646,69 @@ def _validated_sql(landed_table: str) -> str:
 def load_event_files(
     con: duckdb.DuckDBPyConnection, files: list[LandingFile], *, load_id: str | None = None
 ) -> EventLoadReport:
-    """Load the files that are new into ``raw.events`` in one transaction and audit them."""
+    """Load the files that are new into ``raw.events`` in one transaction and audit them.
+
+    A file that cannot be read is quarantined and the batch is loaded again without it (the
+    failed attempt left nothing behind): one bad file never blocks the others."""
     started = datetime.now(UTC)
     load_id = load_id or uuid.uuid4().hex
     ensure_raw_tables(con)
-    to_load, skipped = _new_files(con, files)
+    to_load, skipped, still_quarantined = _new_files(con, files)
     if skipped:
         log.info("skipping %d already loaded file(s)", len(skipped))
-    if not to_load:
-        return EventLoadReport(load_id, [], skipped, (datetime.now(UTC) - started).total_seconds())
-
-    log.info("loading %d file(s): %s", len(to_load), ", ".join(f.path.name for f, _ in to_load))
+    for name in still_quarantined:
+        log.warning("skipping %s: quarantined earlier, content unchanged", name)
     to_load.sort(key=lambda item: str(item[0].path))  # the first copy of an event_id wins
+    quarantined: list[QuarantinedFile] = []
+    results: list[FileLoadResult] = []
+    while to_load:
+        log.info("loading %d file(s): %s", len(to_load), ", ".join(f.path.name for f, _ in to_load))
+        try:
+            results = _load_batch(con, to_load, started, load_id)
+            break
+        except _ChunkReadError as failed:
+            unreadable = _unreadable_files(con, failed.chunk)
+            if not unreadable:
+                raise failed.__cause__ from None
+            quarantined += _quarantine(con, unreadable, started, load_id)
+            left_out = {landing_file for landing_file, *_ in unreadable}
+            to_load = [item for item in to_load if item[0] not in left_out]
+    report = EventLoadReport(
+        load_id,
+        results,
+        skipped,
+        (datetime.now(UTC) - started).total_seconds(),
+        quarantined,
+        still_quarantined,
+    )
+    if results:
+        log.info(
+            "loaded %d events (%d rejected, %d duplicate) from %d file(s) in %.1fs",
+            report.total("loaded"),
+            report.total("rejected"),
+            report.total("duplicate"),
+            len(results),
+            report.elapsed_seconds,
+        )
+    return report
+
+
+class _ChunkReadError(Exception):
+    """A chunk's files could not be read (the transaction was rolled back)."""
+
+    def __init__(self, chunk: list[tuple[LandingFile, str]]):
+        super().__init__(f"reading {len(chunk)} file(s) failed")
+        self.chunk = chunk
+
+
+def _load_batch(
+    con: duckdb.DuckDBPyConnection,
+    to_load: list[tuple[LandingFile, str]],
+    started: datetime,
+    load_id: str,
+) -> list[FileLoadResult]:
+    """Load and audit the files in one transaction; a chunk that fails to read raises
+    ``_ChunkReadError`` after the rollback."""
     con.execute("BEGIN TRANSACTION")
     try:
         rows = []
@@ -486,12 +718,16 @@ def load_event_files(
         for number, chunk in enumerate(chunks, 1):
             if len(chunks) > 1:
                 log.info("chunk %d/%d: %d file(s)", number, len(chunks), len(chunk))
-            rows.extend(_load_chunk(con, chunk, started, load_id, suppressed_if))
+            try:
+                rows.extend(_load_chunk(con, chunk, started, load_id, suppressed_if))
+            except duckdb.Error as error:
+                raise _ChunkReadError(chunk) from error
         results = _file_results(to_load, rows)
         con.executemany(
             "INSERT INTO raw.event_load_audit (load_id, file_path, file_name, file_format, "
             "file_size, file_mtime_ns, file_sha256, landed, loaded, rejected, duplicate, "
-            "loaded_at, suppressed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "loaded_at, suppressed, file_ctime_ns) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 [
                     load_id,
@@ -507,6 +743,7 @@ def load_event_files(
                     r.duplicate,
                     started,
                     r.suppressed,
+                    f.ctime_ns,
                 ]
                 for (f, sha), r in zip(to_load, results, strict=True)
             ],
@@ -515,18 +752,56 @@ def load_event_files(
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    report = EventLoadReport(
-        load_id, results, skipped, (datetime.now(UTC) - started).total_seconds()
+    finally:
+        _drop_rejects(con)
+    return results
+
+
+def _unreadable_files(
+    con: duckdb.DuckDBPyConnection, chunk: list[tuple[LandingFile, str]]
+) -> list[tuple[LandingFile, str, str]]:
+    """The files of a failed chunk that cannot be read on their own, with the reader's error.
+    (An error no single file reproduces, e.g. a full disk, quarantines nothing.)"""
+    unreadable = []
+    for landing_file, sha in chunk:
+        try:
+            con.execute(f"SELECT count(*) FROM ({_landed_sql([landing_file])})").fetchone()
+        except duckdb.Error as error:
+            # the error's first line only: later lines may quote the file's content
+            unreadable.append((landing_file, sha, str(error).splitlines()[0][:500]))
+        finally:
+            _drop_rejects(con)
+    return unreadable
+
+
+def _quarantine(
+    con: duckdb.DuckDBPyConnection,
+    unreadable: list[tuple[LandingFile, str, str]],
+    started: datetime,
+    load_id: str,
+) -> list[QuarantinedFile]:
+    """Record unreadable files (file, sha256, error) in raw.quarantined_files."""
+    for landing_file, _, error in unreadable:
+        log.warning("quarantined %s: %s", landing_file.path.name, error)
+    con.executemany(
+        "INSERT INTO raw.quarantined_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            [
+                load_id,
+                str(f.path),
+                f.path.name,
+                f.file_format,
+                f.size,
+                f.mtime_ns,
+                f.ctime_ns,
+                sha,
+                error,
+                started,
+            ]
+            for f, sha, error in unreadable
+        ],
     )
-    log.info(
-        "loaded %d events (%d rejected, %d duplicate) from %d file(s) in %.1fs",
-        report.total("loaded"),
-        report.total("rejected"),
-        report.total("duplicate"),
-        len(results),
-        report.elapsed_seconds,
-    )
-    return report
+    return [QuarantinedFile(f.path.name, str(f.path), error) for f, _, error in unreadable]
 
 
 # Files are validated and inserted in chunks of about this many bytes, all in one transaction: a
@@ -560,9 +835,10 @@ def _load_chunk(
     """Validate, deduplicate (against raw.events, earlier chunks included) and insert one chunk;
     returns its (file, outcome, reason, rows) counts."""
     columns = ", ".join(name for name, _ in EVENT_COLUMNS)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _landed AS " + _landed_lines_sql([f for f, _ in chunk])
-    )
+    con.execute("CREATE OR REPLACE TEMP TABLE _landed AS " + _landed_sql([f for f, _ in chunk]))
+    if any(f.file_format == "jsonl" for f, _ in chunk):
+        con.execute("INSERT INTO _landed " + _unreadable_lines_sql())
+        _drop_rejects(con)
     con.execute("CREATE OR REPLACE TEMP TABLE _validated AS " + _validated_sql("_landed"))
     con.execute(
         """

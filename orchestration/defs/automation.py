@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 from dagster._core.storage.dagster_run import ACTIVE_RUN_STATUSES, RunsFilter
 
-from ingestion.events import discover_files
+from ingestion.events import LandingFile, discover_files
 from orchestration import run_queue
 from orchestration.checks import check_op_name
 from orchestration.defs.ingestion import RAW_EVENTS
@@ -78,10 +78,6 @@ def build_nightly_schedule(settings: Settings) -> dg.ScheduleDefinition:
     )
 
 
-def _signature(size: int, mtime_ns: int) -> str:
-    return f"{size}:{mtime_ns}"
-
-
 def loaded_files(warehouse_path: Path, instance: dg.DagsterInstance) -> dict[str, str] | str:
     """path -> size:mtime of every file the load audit (raw.event_load_audit) holds, as the
     sensor's cursor records files; or why it cannot be read now.
@@ -103,12 +99,15 @@ def loaded_files(warehouse_path: Path, instance: dg.DagsterInstance) -> dict[str
             if not table_exists(con, "raw", "event_load_audit"):
                 return {}
             rows = con.execute(
-                "SELECT file_path, file_size, file_mtime_ns FROM raw.event_load_audit "
-                "ORDER BY loaded_at"
+                "SELECT file_path, file_size, file_mtime_ns, coalesce(file_ctime_ns, 0) "
+                "FROM raw.event_load_audit ORDER BY loaded_at"
             ).fetchall()
     except duckdb.IOException:  # a writer holds the file (e.g. a run outside this instance)
         return "the warehouse is locked by a writer: the first tick reads its load audit later"
-    return {path: _signature(size, mtime_ns) for path, size, mtime_ns in rows}
+    return {
+        path: LandingFile(Path(path), "", size, mtime_ns, ctime_ns).signature
+        for path, size, mtime_ns, ctime_ns in rows
+    }
 
 
 def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
@@ -120,8 +119,8 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
         description=(
             "Notices event files that landed (or changed) since its last tick and requests one "
             "incremental_update run for exactly those files. The cursor remembers every file "
-            "requested (path -> size:mtime); the run key makes a request launch at most once. "
-            "Its first tick starts from the warehouse's load audit: files a run outside the "
+            "requested (path -> size:mtime:ctime); the run key makes a request launch at most "
+            "once. Its first tick starts from the warehouse's load audit: files a run outside the "
             "sensor already loaded (`make run`) are not requested again."
         ),
     )
@@ -135,17 +134,13 @@ def build_landing_sensor(settings: Settings) -> dg.SensorDefinition:
             context.update_cursor(json.dumps(seeded, sort_keys=True))
         requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         new_files = [
-            f
-            for f in discover_files(landing.folder)
-            if requested.get(str(f.path)) != _signature(f.size, f.mtime_ns)
+            f for f in discover_files(landing.folder) if requested.get(str(f.path)) != f.signature
         ]
         if not new_files:
             return dg.SkipReason(f"no new files in {landing.folder}")
         paths = [str(f.path) for f in new_files]
-        fingerprint = "\n".join(
-            f"{f.path}:{_signature(f.size, f.mtime_ns)}" for f in new_files
-        ).encode()
-        requested.update({str(f.path): _signature(f.size, f.mtime_ns) for f in new_files})
+        fingerprint = "\n".join(f"{f.path}:{f.signature}" for f in new_files).encode()
+        requested.update({str(f.path): f.signature for f in new_files})
         context.update_cursor(json.dumps(requested, sort_keys=True))
         context.log.info("requesting an incremental run for %d new file(s)", len(paths))
         return dg.RunRequest(

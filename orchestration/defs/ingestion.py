@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from ingestion.crm import CRM_ENTITIES, load_crm_table
-from ingestion.events import discover_files, load_event_files
+from ingestion.events import discover_files, files_in_quarantine, load_event_files
 from orchestration.checks import expectation_check
 from orchestration.metadata import OWNER, markdown_table, rounded, table_metadata
 from orchestration.plots import table_plots_metadata
@@ -42,7 +42,10 @@ class RawEventsConfig(dg.Config):
         "readers. Files already loaded (same content) are skipped; duplicate event_ids are dropped "
         "and counted; rows that break the event contract go to raw.rejected_events with their "
         "payload and a reason; events of erased persons are dropped and counted. Per file, "
-        "landed = loaded + rejected + duplicate + suppressed is recorded in raw.event_load_audit."
+        "landed = loaded + rejected + duplicate + suppressed is recorded in raw.event_load_audit. "
+        "A file that cannot be read at all (truncated .gz, corrupt Parquet) is quarantined in "
+        "raw.quarantined_files with the error, never blocks the other files, and is retried only "
+        "when its content changes (check quarantined_landing_files)."
     ),
 )
 def raw_events(
@@ -76,6 +79,8 @@ def raw_events(
             **metadata,
             "files_loaded": len(report.files),
             "files_skipped_already_loaded": len(report.skipped_files),
+            "files_quarantined": len(report.quarantined),
+            "files_still_quarantined": len(report.still_quarantined),
             "landed": landed,
             "loaded": report.total("loaded"),
             "rejected": report.total("rejected"),
@@ -148,10 +153,41 @@ def raw_crm_tables(
             engine.dispose()
 
 
+@dg.asset_check(
+    asset=RAW_EVENTS,
+    name="quarantined_landing_files",
+    description=(
+        "Warns while a landing file is in quarantine (raw.quarantined_files): it could not be "
+        "read at all, so none of its events are loaded. Replace it with a readable copy (same "
+        "path, or a new name) and the next load takes it."
+    ),
+)
+def quarantined_landing_files(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        files = files_in_quarantine(con)
+    return dg.AssetCheckResult(
+        passed=not files,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(files)} landing file(s) in quarantine: "
+            + "; ".join(f"{Path(path).name}: {error}" for path, error, _ in files[:10])
+            if files
+            else "no landing file in quarantine"
+        ),
+        metadata={
+            "files_in_quarantine": len(files),
+            "quarantine": markdown_table(
+                [{"file": path, "error": error, "since": str(at)} for path, error, at in files]
+            ),
+        },
+    )
+
+
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[raw_events, raw_crm_tables],
         asset_checks=[
+            quarantined_landing_files,
             expectation_check(RAW_EVENTS, "raw.events", "raw_events", load_id_column="_load_id"),
             expectation_check(RAW_EVENTS, "raw.event_load_audit", "event_load"),
             *(

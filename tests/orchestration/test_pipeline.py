@@ -285,11 +285,11 @@ def test_a_failed_warning_expectation_warns_without_blocking(tmp_path, small_sam
     (landing / "zz-late.jsonl").write_text(
         json.dumps(
             {
-                "event_id": "negative-price",
-                "event_type": "product_view",
+                "event_id": "bulk-quantity",
+                "event_type": "add_to_cart",
                 "occurred_at": "2026-10-30T10:00:00Z",
                 "anonymous_id": "a-1",
-                "price": -5,
+                "quantity": 5000,  # valid for the contract, suspicious for the warning
             }
         )
         + "\n"
@@ -306,7 +306,7 @@ def test_a_failed_warning_expectation_warns_without_blocking(tmp_path, small_sam
     assert by_name["expectations_raw_events"].passed
     warning = by_name["expectations_raw_events_warnings"]
     assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
-    assert "price is never negative" in warning.metadata["failures_markdown"].value
+    assert "quantity is between 1 and 1000" in warning.metadata["failures_markdown"].value
 
 
 def test_churn_is_trained_and_scored_without_crm_records(tmp_path, small_sample, instance):
