@@ -41,6 +41,20 @@ class CrmEntity:
         return f"raw.crm_{self.name}"
 
 
+def crm_engine(url: str) -> sa.Engine:
+    """An engine on the CRM database. A SQLite URL must name an existing file: SQLite would
+    silently create an empty database at a mistyped path, and every CRM table would be missing."""
+    parsed = sa.engine.make_url(url)
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file:")
+    if parsed.get_backend_name() == "sqlite" and not in_memory and not Path(database).is_file():
+        raise FileNotFoundError(
+            f"CRM database {database} does not exist: check the path in SEGWH_CRM_URL (a SQLite "
+            "URL is sqlite:///relative/path.db or sqlite:////absolute/path.db)"
+        )
+    return sa.create_engine(url)
+
+
 CONTRACT_PATH = Path(__file__).parent / "contracts" / "crm.toml"
 """The CRM contract, the one declaration of the CRM tables and columns ingestion copies."""
 

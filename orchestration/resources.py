@@ -4,6 +4,7 @@ the run's ``as_of``, the published outputs, the model store, the privacy key and
 ``build_resources(settings)`` makes them from ``warehouse.settings`` (the environment); each
 can be changed per run in the launchpad."""
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from dagster_dbt import DbtCliInvocation, DbtCliResource
 from pydantic import Field
 
+from ingestion.crm import crm_engine
 from ml.config import ChurnConfig
 from ml.registry import ModelRegistry
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
@@ -22,7 +24,9 @@ from privacy import pseudonyms
 from serving.online.store import OnlineStore
 from warehouse import connection as warehouse
 from warehouse.settings import (
+    CRM_URL_VARIABLE,
     ONLINE_REDIS_URL_VARIABLE,
+    POSTGRES_URL_VARIABLE,
     Settings,
     dbt_environment,
     dbt_environment_set,
@@ -78,7 +82,7 @@ class CrmResource(dg.ConfigurableResource):
 
     def engine(self) -> sa.Engine | None:
         """The CRM database; None when the CRM is not a source."""
-        return sa.create_engine(self.url) if self.enabled else None
+        return crm_engine(self.url) if self.enabled else None
 
 
 class AsOfResource(dg.ConfigurableResource):
@@ -206,6 +210,17 @@ class DbtResource(DbtCliResource):
             return self.cli(args, context=context)
 
 
+def _secret_url(variable: str, value: str) -> str | dg.EnvVar:
+    """A URL that may hold a password, as the resource configuration Dagster stores: a URL from
+    its environment variable is referenced by name (``EnvVar``, read at run time), so its
+    password never reaches a job snapshot in Dagster's run storage."""
+    if value and os.environ.get(variable) == value:
+        return dg.EnvVar(variable)
+    if value and sa.engine.make_url(value).password:
+        raise ValueError(f"a URL with a password is read from {variable} only, never set in code")
+    return value
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Every resource of the code location, configured by ``settings``."""
     return {
@@ -217,7 +232,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "crm": CrmResource(
             enabled="crm" in settings.sources,
-            url=settings.crm_url,
+            url=_secret_url(CRM_URL_VARIABLE, settings.crm_url),
             customers_table=settings.crm_customers_table,
             orders_table=settings.crm_orders_table,
             consents_table=settings.crm_consents_table,
@@ -226,7 +241,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "serving": ServingResource(
             path=str(settings.resolved_serving_dir),
             duckdb_storage_version=settings.serving_duckdb_storage_version,
-            postgres_url=settings.serving_postgres_url,
+            postgres_url=_secret_url(POSTGRES_URL_VARIABLE, settings.serving_postgres_url),
             postgres_schema=settings.serving_postgres_schema,
             reader_role=settings.serving_reader_role,
         ),

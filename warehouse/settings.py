@@ -61,6 +61,8 @@ class EnvironmentVariable:
 
 # read by Dagster from the environment at run time (it may hold a password)
 ONLINE_REDIS_URL_VARIABLE = "SEGWH_ONLINE_REDIS_URL"
+CRM_URL_VARIABLE = "SEGWH_CRM_URL"
+POSTGRES_URL_VARIABLE = "SEGWH_SERVING_POSTGRES_URL"
 
 ENVIRONMENT_VARIABLES = (
     EnvironmentVariable(
@@ -87,7 +89,7 @@ ENVIRONMENT_VARIABLES = (
         parse=_sources,
     ),
     EnvironmentVariable(
-        "SEGWH_CRM_URL",
+        CRM_URL_VARIABLE,
         "crm_url",
         "sqlite:///$SEGWH_DATA_DIR/sample/crm.sqlite",
         "SQLAlchemy URL of the CRM database",
@@ -145,7 +147,7 @@ ENVIRONMENT_VARIABLES = (
         "later, the 1.x drivers of BI tools included; empty: this DuckDB's own (2.x clients only)",
     ),
     EnvironmentVariable(
-        "SEGWH_SERVING_POSTGRES_URL",
+        POSTGRES_URL_VARIABLE,
         "serving_postgres_url",
         "",
         "SQLAlchemy URL of a PostgreSQL database to publish to as well; empty: off",

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ingestion.crm import CRM_ENTITIES, CrmSchemaError, load_crm_table
+from ingestion.crm import CRM_ENTITIES, CrmSchemaError, crm_engine, load_crm_table
 from warehouse.connection import connect
 
 CUSTOMERS_DDL = """CREATE TABLE {schema}customers (
@@ -153,3 +153,17 @@ def test_postgresql_tables_load_the_same(tmp_path, postgres_url):
         with engine.begin() as con:
             con.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
+
+
+def test_a_mistyped_sqlite_path_is_an_error_not_an_empty_crm(tmp_path):
+    """SQLite creates an empty database at any path it is given: a typo in SEGWH_CRM_URL made
+    every CRM table look missing. The engine now refuses a path that does not exist."""
+    existing = tmp_path / "crm.db"
+    sa.create_engine(f"sqlite:///{existing}").connect().close()
+    mistyped = tmp_path / "crm-typo.db"
+
+    with pytest.raises(FileNotFoundError, match=r"crm-typo.db does not exist.*SEGWH_CRM_URL"):
+        crm_engine(f"sqlite:///{mistyped}")
+    assert not mistyped.exists()
+    assert crm_engine(f"sqlite:///{existing}").dialect.name == "sqlite"
+    assert crm_engine("sqlite://").dialect.name == "sqlite"  # in memory: nothing to mistype
