@@ -65,7 +65,7 @@ def _cart_rules(rules: RuleSet) -> list[Rule]:
 
 def advance(state: dict, clock_ms: int, rules: RuleSet, actor: str, outcome: Outcome) -> None:
     """What the passing of time to ``clock_ms`` does: carts abandoned, the session closed."""
-    if not state:
+    if not state or state.get("closed"):
         return
     last = state["l"]
     for rule in _cart_rules(rules):

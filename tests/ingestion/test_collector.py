@@ -151,9 +151,7 @@ def test_segment_sdk_messages_reach_stream_landing_files_and_raw_events(collecto
     assert report.total("rejected") == report.total("duplicate") == 0
     ids = {r[0] for r in con.execute("SELECT event_id FROM raw.events").fetchall()}
     assert ids == {m["messageId"] for m in in_stream}
-    types = dict(
-        con.execute("SELECT event_type, count(*) FROM raw.events GROUP BY ALL").fetchall()
-    )
+    types = dict(con.execute("SELECT event_type, count(*) FROM raw.events GROUP BY ALL").fetchall())
     assert types == {"Product Viewed": 12, "page": 1, "identify": 1, "alias": 1}
     row = con.execute(
         "SELECT ip, user_agent, received_at IS NOT NULL FROM raw.events LIMIT 1"
@@ -186,7 +184,9 @@ def test_invalid_messages_get_400_with_reasons_and_the_valid_ones_are_kept(colle
         ("bad-1", "missing_identity"),
         ("bad-2", "invalid_timestamp"),
     ]
-    kept = [m["messageId"] for _, f in broker.client.xrange(setup.stream) for m in json.loads(f[b"m"])]
+    kept = [
+        m["messageId"] for _, f in broker.client.xrange(setup.stream) for m in json.loads(f[b"m"])
+    ]
     assert kept == ["good-1", "good-2"]
     rejected = broker.client.xrange(f"{setup.stream}:rejected")
     assert sorted(f[b"reason"].decode() for _, f in rejected) == [
@@ -202,7 +202,10 @@ def test_invalid_messages_get_400_with_reasons_and_the_valid_ones_are_kept(colle
 
     # wrong key, malformed body
     wrong = "Basic " + base64.b64encode(b"nope:").decode()
-    assert httpx.post(f"{url}/v1/batch", json=batch, headers={"Authorization": wrong}).status_code == 401
+    assert (
+        httpx.post(f"{url}/v1/batch", json=batch, headers={"Authorization": wrong}).status_code
+        == 401
+    )
     bad = httpx.post(f"{url}/v1/batch", content=b"{not json", headers={"Authorization": auth})
     assert bad.status_code == 400 and bad.json()["code"] == "malformed_json"
 
