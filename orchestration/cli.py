@@ -306,13 +306,14 @@ def _collect(args: argparse.Namespace, settings: Settings) -> int:
 
 def _stream(args: argparse.Namespace, settings: Settings) -> int:
     """The stream consumer (serving/realtime) in this process; no Dagster import."""
+    import redis
+
     from privacy.pseudonyms import PseudonymizationKeyError
-    from serving.online.connection import OnlineStoreUnavailable
     from serving.realtime.consumer import serve
 
     try:
         serve(settings, consumer=args.consumer)
-    except (OnlineStoreUnavailable, PseudonymizationKeyError) as exc:
+    except (ValueError, redis.RedisError, PseudonymizationKeyError) as exc:
         print(f"segwh stream: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -315,12 +315,17 @@ def from_settings(settings, *, consumer: str = DEFAULT_CONSUMER) -> StreamConsum
     """The consumer on the settings' broker stream, writing where the API reads (the online
     store's Redis and prefix). Needs SEGWH_PSEUDONYMIZATION_KEY."""
     from privacy.pseudonyms import key_from_environment
-    from serving.online.connection import connect
     from serving.realtime.rules import load_rule_set
     from warehouse.broker import RedisStreamBroker
 
     key = key_from_environment()
-    client = connect(settings.online_redis_url)
+    if not settings.online_redis_url:
+        raise ValueError(
+            "SEGWH_ONLINE_REDIS_URL is not set: the stream consumer writes the real-time "
+            "segments where the online API reads them"
+        )
+    client = redis.Redis.from_url(settings.online_redis_url, socket_timeout=10)
+    client.ping()
     broker_client = redis.Redis.from_url(settings.broker_url)
     return StreamConsumer(
         client,
