@@ -47,3 +47,49 @@ def test_sensor_reports_lag_and_heartbeat(redis_url, monkeypatch):
             for key in client.scan_iter(match=pattern, count=1000):
                 client.delete(key)
         client.close()
+
+
+def test_the_landing_sensor_requests_the_collector_files_and_never_a_partial(redis_url, tmp_path):
+    """What the collector's writer lands is picked up by the landing sensor (the warehouse path
+    of collected events): the renamed file, not the one still being written."""
+    from ingestion.collector import landing as collector_landing
+    from ingestion.events import ensure_raw_tables
+    from orchestration.definitions import build_definitions
+    from orchestration.defs.automation import RAW_EVENTS_OP
+    from orchestration.resources import LandingZoneResource
+    from warehouse.connection import connect
+    from warehouse.settings import Settings
+
+    landing = tmp_path / "landing"
+    settings = Settings(
+        data_dir=tmp_path,
+        landing_dir=landing,
+        crm_url="sqlite://",
+        crm_customers_table="customers",
+        crm_orders_table="orders",
+        crm_consents_table="consents",
+        warehouse_path=tmp_path / "warehouse.duckdb",
+    )
+    with connect(settings.warehouse_path) as con:  # a full build ran: the load audit exists
+        ensure_raw_tables(con)
+    stream = f"segwhtest{uuid.uuid4().hex[:8]}:events"
+    client = redis.Redis.from_url(redis_url)
+    broker = RedisStreamBroker(client, stream)
+    try:
+        broker.ensure_groups()
+        broker.append([b'[{"type": "page", "messageId": "m1", "anonymousId": "a"}]'])
+        written, count = collector_landing.write_batch(broker, landing, block_ms=0)
+        assert count == 1
+        (written.parent / ".collector-next.jsonl.partial").write_text("{}\n")  # in flight
+        sensor = build_definitions(settings).resolve_sensor_def("landing_files_sensor")
+        with dg.instance_for_test() as instance:
+            context = dg.build_sensor_context(
+                instance=instance,
+                resources={"landing": LandingZoneResource(path=str(landing), enabled=True)},
+            )
+            (request,) = sensor.evaluate_tick(context).run_requests
+        assert request.run_config["ops"][RAW_EVENTS_OP]["config"]["files"] == [str(written)]
+    finally:
+        for key in client.scan_iter(match=f"{stream}*", count=1000):
+            client.delete(key)
+        client.close()
