@@ -38,7 +38,7 @@ import redis
 from privacy.pseudonyms import pseudonym
 from serving.realtime import engine
 from serving.realtime.rules import RuleSet
-from serving.realtime.state import SEEN_SECONDS, RealtimeKeys
+from serving.realtime.state import SEEN_SECONDS, STATE_SECONDS, RealtimeKeys
 from warehouse.broker import REALTIME_GROUP, Entry, StreamBroker
 
 log = logging.getLogger("segwh.stream")
@@ -201,7 +201,7 @@ class StreamConsumer:
         for anonymous, user in links:
             pipe.set(keys.link(anonymous), user)
         for actor, state in result["states"].items():
-            pipe.set(keys.state(actor), orjson.dumps(state))
+            pipe.set(keys.state(actor), orjson.dumps(state), ex=STATE_SECONDS)
             deadline = engine.next_deadline(state, self.rules)
             if deadline is None:
                 pipe.zrem(keys.deadlines, actor)
@@ -272,7 +272,7 @@ class StreamConsumer:
                     pipe.multi()
                     for actor, state in states.items():
                         if state:
-                            pipe.set(self.keys.state(actor), orjson.dumps(state))
+                            pipe.set(self.keys.state(actor), orjson.dumps(state), ex=STATE_SECONDS)
                         deadline = engine.next_deadline(state, self.rules)
                         if deadline is None:
                             pipe.zrem(self.keys.deadlines, actor)

@@ -4,7 +4,7 @@ Keys, under ``<prefix>:rt`` (``prefix``: the online store's, SEGWH_ONLINE_REDIS_
 keyed pseudonym (raw ids, ip and user agent never reach the state):
 
 - ``st:<actor>``: one person's state (JSON, ``engine``), its ``seg`` the held real-time
-  segments, read by the API;
+  segments, read by the API; it expires ``STATE_SECONDS`` after its last change;
 - ``link:<anonymous pseudonym>``: the user pseudonym an identify/alias linked it to (the API finds
   the state of a visitor by either id);
 - ``seen:<messageId>``: set when a message's effect was written (same transaction), for 7 days:
@@ -27,6 +27,7 @@ import orjson
 import redis
 
 SEEN_SECONDS = 7 * 24 * 3600
+STATE_SECONDS = 7 * 24 * 3600  # a person's state expires a week after their last change
 
 # ARGV[1]: the rt prefix, ARGV[2..]: identifier pseudonyms; one state JSON (or false) each
 REALTIME_LOOKUP_SCRIPT = """
