@@ -8,6 +8,8 @@
     segwh serve [--host --port]    the online personalization API (profiles from Redis)
     segwh api-key create --name N --scope S [--scope S] [--rate-limit R]
     segwh api-key list | revoke NAME   API keys of the online API
+    segwh collect [--host --port --workers]   the event collector (Segment's HTTP tracking API)
+    segwh stream                   the stream consumer (real-time in-session segments)
 
 The sample data has its own command: ``python -m sample_data --help``.
 
@@ -284,6 +286,39 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _collect(args: argparse.Namespace, settings: Settings) -> int:
+    """The collector (ingestion/collector) in this process; no Dagster import."""
+    from ingestion.collector.app import serve
+
+    try:
+        serve(
+            settings,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            landing=not args.no_landing,
+        )
+    except ValueError as exc:
+        print(f"segwh collect: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _stream(args: argparse.Namespace, settings: Settings) -> int:
+    """The stream consumer (serving/realtime) in this process; no Dagster import."""
+    import redis
+
+    from privacy.pseudonyms import PseudonymizationKeyError
+    from serving.realtime.consumer import serve
+
+    try:
+        serve(settings, consumer=args.consumer)
+    except (ValueError, redis.RedisError, PseudonymizationKeyError) as exc:
+        print(f"segwh stream: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _api_key(args: argparse.Namespace, settings: Settings) -> int:
     from serving.online import auth
     from serving.online.connection import OnlineStoreUnavailable, connect
@@ -399,6 +434,26 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 5)",
     )
     serve.set_defaults(handler=_serve)
+
+    collect = commands.add_parser(
+        "collect",
+        help="the event collector: Segment's HTTP tracking API -> broker stream -> landing "
+        "files (SEGWH_COLLECTOR_*, SEGWH_BROKER_*)",
+    )
+    collect.add_argument("--host", help="address to bind (default: SEGWH_COLLECTOR_HOST)")
+    collect.add_argument("--port", type=int, help="port (default: SEGWH_COLLECTOR_PORT, 8088)")
+    collect.add_argument("--workers", type=int, help="HTTP processes (SEGWH_COLLECTOR_WORKERS)")
+    collect.add_argument(
+        "--no-landing", action="store_true", help="do not start the landing-file writer"
+    )
+    collect.set_defaults(handler=_collect)
+
+    stream = commands.add_parser(
+        "stream",
+        help="the stream consumer: in-session segments and activation triggers in Redis",
+    )
+    stream.add_argument("--consumer", default="realtime-1", help="consumer name in the group")
+    stream.set_defaults(handler=_stream)
 
     api_key = commands.add_parser("api-key", help="create, list or revoke keys of the online API")
     actions = api_key.add_subparsers(dest="action", required=True)

@@ -8,7 +8,7 @@ Resources come from ``warehouse.settings`` (environment variables; `segwh config
 
 import dagster as dg
 
-from orchestration.defs import automation, ingestion, ml, privacy, serving, transform
+from orchestration.defs import automation, ingestion, ml, privacy, realtime, serving, transform
 from orchestration.resources import build_resources
 from warehouse.settings import Settings, load_settings
 
@@ -36,6 +36,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             postgres=bool(settings.serving_postgres_url),
         ),
         automation.build_defs(settings),
+        # the stream consumer's health sensor and the nightly reconciliation (online store on)
+        realtime.build_defs(online=bool(settings.online_redis_url)),
         dg.Definitions(
             resources=build_resources(settings),
             # One writer at a time on the DuckDB file: the steps of a run execute one by one.

@@ -32,6 +32,7 @@ from privacy.erasure import (
 from serving.online import store as online_store
 from serving.online.profiles import MIRROR_TABLES
 from serving.publish import CURRENT, PARQUET_DIR, PUBLISHED_DUCKDB, parquet_copy_options
+from serving.realtime import state as realtime_state
 from warehouse.connection import table_exists
 
 
@@ -123,6 +124,10 @@ def _erase_online(
     client = online.connect()
     try:
         removed["redis:online_store"] = online_store.erase(client, online.keys, persons, pseudonyms)
+        # the stream consumer's state, history and outbox; later events of these ids ignored
+        removed["redis:realtime_state"] = realtime_state.erase(
+            client, realtime_state.RealtimeKeys(online.prefix), pseudonyms
+        )
     finally:
         client.close()
     for table in MIRROR_TABLES:

@@ -233,6 +233,50 @@ ENVIRONMENT_VARIABLES = (
         "required secret key of the keyed hash that pseudonymizes identifiers",
         secret=True,
     ),
+    EnvironmentVariable(
+        "SEGWH_BROKER_URL",
+        "broker_url",
+        "redis://127.0.0.1:6379/0",
+        "Redis URL of the event stream between the collector, the landing-file writer and the "
+        "stream consumer (warehouse/broker.py)",
+        secret=True,  # may hold a password
+    ),
+    EnvironmentVariable(
+        "SEGWH_BROKER_STREAM",
+        "broker_stream",
+        "segwh:events",
+        "name of the event stream (one entry per accepted collector request)",
+    ),
+    EnvironmentVariable(
+        "SEGWH_COLLECTOR_WRITE_KEYS",
+        "collector_write_keys",
+        "",
+        "comma-separated write keys the collector accepts (the SDKs' writeKey); required by "
+        "`segwh collect`",
+        secret=True,
+        parse=lambda value: tuple(k.strip() for k in value.split(",") if k.strip()),
+    ),
+    EnvironmentVariable(
+        "SEGWH_COLLECTOR_HOST", "collector_host", "127.0.0.1", "address the collector binds"
+    ),
+    EnvironmentVariable(
+        "SEGWH_COLLECTOR_PORT", "collector_port", "8088", "port of the collector", parse=int
+    ),
+    EnvironmentVariable(
+        "SEGWH_COLLECTOR_WORKERS",
+        "collector_workers",
+        "2",
+        "HTTP worker processes of the collector (one per core)",
+        parse=int,
+    ),
+    EnvironmentVariable(
+        "SEGWH_STREAM_ALLOWED_LATENESS_SECONDS",
+        "stream_allowed_lateness_seconds",
+        "60",
+        "event-time lateness the stream consumer accepts: older events change no real-time "
+        "state (they still reach the warehouse)",
+        parse=int,
+    ),
 )
 _DEFAULTS = {v.field: v.default for v in ENVIRONMENT_VARIABLES if v.field}
 
@@ -266,6 +310,13 @@ class Settings:
     models_dir: Path | None = None  # None: <data_dir>/models
     churn_at_risk_threshold: float | None = None  # None: ml/config.py's ChurnConfig default
     raw_retention_days: int = int(_DEFAULTS["raw_retention_days"])
+    broker_url: str = _DEFAULTS["broker_url"]
+    broker_stream: str = _DEFAULTS["broker_stream"]
+    collector_write_keys: tuple[str, ...] = ()
+    collector_host: str = _DEFAULTS["collector_host"]
+    collector_port: int = int(_DEFAULTS["collector_port"])
+    collector_workers: int = int(_DEFAULTS["collector_workers"])
+    stream_allowed_lateness_seconds: int = int(_DEFAULTS["stream_allowed_lateness_seconds"])
 
     @property
     def resolved_serving_dir(self) -> Path:

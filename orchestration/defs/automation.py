@@ -53,7 +53,9 @@ incremental_update_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(RAW_EVENTS).downstream()
     - dg.AssetSelection.assets(
         PERSON_CLUSTERS, CHURN_FEATURES_AT_SNAPSHOTS, CHURN_MODEL, RAW_EVENTS_RETENTION
-    ),
+    )
+    # nightly only (orchestration/defs/realtime.py: the real-time reconciliation)
+    - dg.AssetSelection.tag("segwh/runs", "nightly"),
     description=(
         "New landing files only: load them, then rebuild what depends on events (incremental "
         "dbt models, features, rule segments, the churn scoring snapshot), score churn with the "

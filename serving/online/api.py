@@ -16,6 +16,12 @@ the stored profile JSON through to the response bytes; nothing is validated or r
 pydantic on the way out; API keys are checked against an in-process cache (``auth.KeyCache``);
 access log and metrics are a pure ASGI middleware.
 
+Real time: a profile response carries the batch profile (``profile``, from the served version:
+``version``/``as_of``) and, beside it, ``realtime``: the in-session segments the stream consumer
+keeps (``serving/realtime``; ``source: "stream"``, each segment with the event time it was
+entered), read in the same round trip (a second EVALSHA pipelined on the same connection). A
+person whose batch profile is not personalized (no consent) gets no real-time segments either.
+
 Raw ids never leave the request: they are pseudonymized here with the warehouse's key
 (``privacy.pseudonyms``), as everything in Redis is keyed by pseudonyms, and neither the id nor
 its pseudonym is logged (``logs``). Unknown visitors get the default decision of the served
@@ -24,11 +30,13 @@ version; persons without personalization consent get only their decision.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -66,6 +74,7 @@ from serving.online.schemas import (
     SegmentsResponse,
 )
 from serving.online.store import LOOKUP_SCRIPT, Keys, VersionMeta
+from serving.realtime.state import REALTIME_LOOKUP_SCRIPT, RealtimeKeys
 
 log = logging.getLogger("segwh.api")
 
@@ -197,6 +206,27 @@ class _View:
         return self.head + orjson.dumps(body).replace(b"{", b",", 1)
 
 
+_NO_REALTIME = b',"realtime":{"source":"stream","segments":[]}'
+
+
+def _realtime(stored: bytes | None, state: bytes | None) -> bytes:
+    """The ``realtime`` member of a profile response: the in-session segments of the stream
+    state, none for a person whose batch profile is not personalized."""
+    if not state:
+        return _NO_REALTIME
+    if stored is not None and orjson.loads(stored).get("personalized") is not True:
+        return _NO_REALTIME
+    held = orjson.loads(state).get("seg", {})
+    segments = [
+        {
+            "segment": key,
+            "since": datetime.fromtimestamp(since / 1000, UTC).isoformat(timespec="milliseconds"),
+        }
+        for key, since in sorted(held.items())
+    ]
+    return b',"realtime":' + orjson.dumps({"source": "stream", "segments": segments})
+
+
 class OnlineApi:
     """The state of one app: Redis client, reader, key cache, rate limiter, metrics."""
 
@@ -221,6 +251,8 @@ class OnlineApi:
         self.reader: ProfileReader | None = None
         self.pipelined: PipelinedRedis | None = None  # lookups (the hot path)
         self._lookup_script: Script | None = None
+        self._realtime_script: Script | None = None
+        self.realtime_keys = RealtimeKeys(prefix)
         self.key_cache: auth.KeyCache | None = None
         self._views: dict[str, _View] = {}
         self._unavailable_logged = -math.inf
@@ -234,6 +266,7 @@ class OnlineApi:
         self.reader = ProfileReader(self.client, self.keys)
         self.pipelined = PipelinedRedis(self.redis_url, timeout=REDIS_TIMEOUT_SECONDS)
         self._lookup_script = Script(self.pipelined, LOOKUP_SCRIPT)
+        self._realtime_script = Script(self.pipelined, REALTIME_LOOKUP_SCRIPT)
         self.key_cache = auth.KeyCache(self.client, self.keys.prefix, self.key_cache_seconds)
         self.metrics.watch_key_cache(lambda: (self.key_cache.hits, self.key_cache.misses))
 
@@ -256,6 +289,14 @@ class OnlineApi:
         profiles = reply[1:]
         profiles += [None] * (len(pseudonyms) - len(profiles))
         return Lookup(meta, profiles)
+
+    async def lookup_with_realtime(self, pseudonyms: list[str]) -> tuple[Lookup, list]:
+        """The batch lookup and the real-time states of the same ids, both sent at once."""
+        found, states = await asyncio.gather(
+            self.lookup(pseudonyms), self._realtime_script(self.realtime_keys.base, *pseudonyms)
+        )
+        states = list(states or [])
+        return found, states + [None] * (len(pseudonyms) - len(states))
 
     def view(self, meta: VersionMeta) -> _View:
         view = self._views.get(meta.version)
@@ -345,7 +386,15 @@ class OnlineApi:
         if denied is not None:
             return denied
         try:
-            found = await self.lookup([pseudonym(raw_id, self.pseudonymization_key)])
+            if render == "profile":
+                found, states = await self.lookup_with_realtime(
+                    [pseudonym(raw_id, self.pseudonymization_key)]
+                )
+            else:
+                found, states = (
+                    await self.lookup([pseudonym(raw_id, self.pseudonymization_key)]),
+                    [None],
+                )
         except RedisError as exc:
             return self.unavailable(exc)
         if found.meta is None:
@@ -356,10 +405,13 @@ class OnlineApi:
         if stored is None:
             self.metrics.unknown.inc()
             body = view.unknown_profile if render == "profile" else view.unknown_decision
+            if render == "profile":
+                body = body[:-1] + _realtime(None, states[0]) + b"}"
         else:
             self.metrics.hits.inc()
             if render == "profile":
-                body = view.head + b',"known":true,"profile":' + view.profile(stored) + b"}"
+                body = view.head + b',"known":true,"profile":' + view.profile(stored)
+                body += _realtime(stored, states[0]) + b"}"
             else:
                 body = view.decision(stored)
         return _Json(200, body, view.headers)
@@ -370,7 +422,9 @@ class OnlineApi:
             return denied
         key = self.pseudonymization_key
         try:
-            found = await self.lookup([pseudonym(raw, key) for raw in raw_ids])
+            found, states = await self.lookup_with_realtime(
+                [pseudonym(raw, key) for raw in raw_ids]
+            )
         except RedisError as exc:
             return self.unavailable(exc)
         if found.meta is None:
@@ -378,14 +432,19 @@ class OnlineApi:
         view = self.view(found.meta)
         scope["segwh.version"] = found.meta.version
         results = []
-        for raw, stored in zip(raw_ids, found.profiles, strict=True):
+        for raw, stored, state in zip(raw_ids, found.profiles, states, strict=True):
             head = b'{"id":' + orjson.dumps(raw)
+            realtime = _realtime(stored, state)
             if stored is None:
                 self.metrics.unknown.inc()
-                results.append(head + b',"known":false,"profile":' + view.default_profile + b"}")
+                results.append(
+                    head + b',"known":false,"profile":' + view.default_profile + realtime + b"}"
+                )
             else:
                 self.metrics.hits.inc()
-                results.append(head + b',"known":true,"profile":' + view.profile(stored) + b"}")
+                results.append(
+                    head + b',"known":true,"profile":' + view.profile(stored) + realtime + b"}"
+                )
         body = view.head + b',"results":[' + b",".join(results) + b"]}"
         return _Json(200, body, view.headers)
 

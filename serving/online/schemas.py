@@ -60,9 +60,23 @@ class Served(BaseModel):
     as_of: str = Field(description="instant that version's results were computed at")
 
 
+class RealtimeSegment(BaseModel):
+    segment: str = Field(description="real-time segment key (seeds/realtime_segment_rules.csv)")
+    since: str = Field(description="event time the person entered it (ISO-8601, UTC)")
+
+
+class Realtime(BaseModel):
+    """What the stream consumer keeps (`segwh stream`), beside the batch profile: the in-session
+    segments held now. Empty without personalization consent."""
+
+    source: str = Field("stream", description="always `stream`: not the batch profile")
+    segments: list[RealtimeSegment]
+
+
 class ProfileResponse(Served):
     known: bool = Field(description="false: the id is unknown and the profile is the default")
-    profile: Profile
+    profile: Profile = Field(description="the batch profile, from the served version")
+    realtime: Realtime
 
 
 class DecisionResponse(Served):
@@ -84,6 +98,7 @@ class BatchResult(BaseModel):
     id: str = Field(description="the id as asked")
     known: bool
     profile: Profile
+    realtime: Realtime
 
 
 class BatchResponse(Served):
