@@ -31,7 +31,13 @@ from privacy.erasure import (
 )
 from serving.online import store as online_store
 from serving.online.profiles import MIRROR_TABLES
-from serving.publish import CURRENT, PARQUET_DIR, PUBLISHED_DUCKDB, parquet_copy_options
+from serving.publish import (
+    CURRENT,
+    PARQUET_DIR,
+    PUBLISHED_DUCKDB,
+    parquet_copy_options,
+    recover_interrupted_publish,
+)
 from serving.realtime import state as realtime_state
 from warehouse.connection import table_exists
 
@@ -49,6 +55,9 @@ def erase_in_serving(
     removed: dict[str, int] = {}
     if online is not None:
         _erase_online(con, online, removed)
+    # finish an interrupted publish first, and delete the temporary copies crashed publishes
+    # left behind (they hold the subject too)
+    recover_interrupted_publish(serving_dir)
     published = serving_dir / PUBLISHED_DUCKDB
     if published.exists():
         # rewrite a copy and swap it in, as a publish does: readers never see a half-erased file
@@ -83,7 +92,7 @@ def _erase_parquet(con: duckdb.DuckDBPyConnection, root: Path, removed: dict[str
     the subject) deleted."""
     current = (root / CURRENT).resolve()
     version = f"{current.name}-erased-{uuid.uuid4().hex[:8]}"
-    folder = root / version
+    folder = root / f".{version}.partial"  # renamed when whole, as a publish does
     folder.mkdir()
     for path in sorted(current.iterdir()):
         if path.suffix != ".parquet":
@@ -107,6 +116,7 @@ def _erase_parquet(con: duckdb.DuckDBPyConnection, root: Path, removed: dict[str
             f"({parquet_copy_options(kv_metadata)})"
         )
     con.execute("DROP VIEW _published")
+    os.replace(folder, root / version)
     link = root / f".{CURRENT}.{version}.tmp"
     link.symlink_to(version, target_is_directory=True)
     os.replace(link, root / CURRENT)

@@ -305,13 +305,17 @@ def publish_parquet(
     version: str,
     *,
     documentation: Mapping[str, TableDoc] | None = None,
+    switch: bool = True,
 ) -> Path:
-    """Write ``tables`` as Parquet into a new version folder and point ``current`` at it; each
-    file carries its table's documentation as key-value metadata."""
+    """Write ``tables`` as Parquet into a new version folder and point ``current`` at it (or
+    later, with ``switch_parquet``, when ``switch`` is false); each file carries its table's
+    documentation as key-value metadata. The folder is written under a hidden name and renamed
+    when complete: a version folder is always whole."""
     docs = documentation or {}
     root = serving_dir / PARQUET_DIR
-    folder = root / version
-    folder.mkdir(parents=True, exist_ok=False)
+    partial = root / f".{version}.partial"
+    partial.mkdir(parents=True, exist_ok=False)
+    folder = partial
     for table in tables:
         options = parquet_copy_options(parquet_kv_metadata(docs.get(table)))
         con.execute(
@@ -321,19 +325,118 @@ def publish_parquet(
     (folder / "_manifest.json").write_text(
         json.dumps({"version": version, "tables": [published_name(t) for t in tables]})
     )
-    link = root / f".{CURRENT}.{version}.tmp"
-    link.symlink_to(version, target_is_directory=True)
-    os.replace(link, root / CURRENT)  # atomic switch of the symlink
-    _prune_old_versions(root, keep=KEEP_PARQUET_VERSIONS)
+    os.replace(partial, root / version)
+    if switch:
+        switch_parquet(serving_dir, version)
     return root / CURRENT
 
 
+def switch_parquet(serving_dir: Path, version: str) -> None:
+    """Point ``current`` at a complete version folder (atomically), then prune old versions."""
+    root = serving_dir / PARQUET_DIR
+    link = root / f".{CURRENT}.{version}.tmp"
+    link.unlink(missing_ok=True)
+    link.symlink_to(version, target_is_directory=True)
+    os.replace(link, root / CURRENT)  # atomic switch of the symlink
+    _prune_old_versions(root, keep=KEEP_PARQUET_VERSIONS)
+
+
+def _complete_versions(root: Path) -> list[Path]:
+    """Version folders written whole (renamed into place with their manifest), oldest first."""
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+        if (p / "_manifest.json").is_file()
+    )
+
+
 def _prune_old_versions(root: Path, keep: int) -> None:
-    versions = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
     current = (root / CURRENT).resolve()
-    for old in versions[:-keep]:
+    for old in _complete_versions(root)[:-keep]:
         if old.resolve() != current:
             shutil.rmtree(old, ignore_errors=True)
+
+
+# The publish journal: written once the new version is prepared everywhere and removed once it is
+# switched in and recorded. A publish killed in between is finished (or undone) by the next one.
+JOURNAL = ".publish-journal.json"
+
+
+def write_journal(serving_dir: Path, entry: Mapping) -> None:
+    temporary = serving_dir / f"{JOURNAL}.tmp"
+    temporary.write_text(json.dumps(entry, default=str))
+    os.replace(temporary, serving_dir / JOURNAL)
+
+
+def clear_journal(serving_dir: Path) -> None:
+    (serving_dir / JOURNAL).unlink(missing_ok=True)
+
+
+def published_duckdb_version(serving_dir: Path) -> str | None:
+    """The version the published DuckDB file holds (opened read-only, as a BI reader would)."""
+    target = serving_dir / PUBLISHED_DUCKDB
+    if not target.exists():
+        return None
+    with duckdb.connect(str(target), read_only=True) as reader:
+        return reader.execute(f"SELECT version FROM {PUBLISH_VERSION}").fetchone()[0]
+
+
+def recover_interrupted_publish(serving_dir: Path) -> dict | None:
+    """Finish or undo a publish killed between its steps, then remove what crashed publishes
+    left behind; returns the journal entry of a publish that was finished (to be recorded).
+
+    The DuckDB rename is the commit point: if the published DuckDB file holds the journal's
+    version, the Parquet ``current`` is switched to it too (roll forward); otherwise the new
+    version never reached a reader and its prepared Parquet folder is removed (roll back)."""
+    journal = serving_dir / JOURNAL
+    finished = None
+    if journal.exists():
+        entry = json.loads(journal.read_text())
+        version = entry["version"]
+        folder = serving_dir / PARQUET_DIR / version
+        if published_duckdb_version(serving_dir) == version:
+            if folder.is_dir():
+                switch_parquet(serving_dir, version)
+            log.warning("finished publish %s, interrupted after its DuckDB switch", version)
+            finished = entry
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.warning("undid publish %s, interrupted before its DuckDB switch", version)
+        journal.unlink()
+    remove_publish_debris(serving_dir)
+    return finished
+
+
+def remove_publish_debris(serving_dir: Path) -> list[str]:
+    """Delete the temporary files and folders of interrupted publishes and erasures (hidden
+    names: readers never open them): a half-written DuckDB copy and its WAL, a half-written
+    Parquet folder, a symlink not yet renamed, a Parquet version never switched in. Only one run at a time writes the serving folder,
+    so none of them belongs to a live writer."""
+    removed = []
+    if serving_dir.is_dir():
+        for path in serving_dir.glob(f".{PUBLISHED_DUCKDB}.*"):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    root = serving_dir / PARQUET_DIR
+    if root.is_dir():
+        for path in root.iterdir():
+            if not path.name.startswith("."):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(f"{PARQUET_DIR}/{path.name}")
+        if (root / CURRENT).exists():  # versions newer than current were never switched in
+            live = (root / CURRENT).resolve().name
+            for folder in _complete_versions(root):
+                if folder.name > live:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(f"{PARQUET_DIR}/{folder.name}")
+    if removed:
+        log.warning("removed what interrupted publishes left behind: %s", ", ".join(removed))
+    return removed
 
 
 def record_publish(
@@ -356,6 +459,40 @@ def record_publish(
             json.dumps(outputs),
         ],
     )
+
+
+def journal_entry(
+    result: PublishResult, *, run_id: str, checks_passed: list[str], outputs: dict[str, str]
+) -> dict:
+    """What ``record_publish`` needs, kept in the journal until the publish is recorded."""
+    return {
+        "version": result.version,
+        "published_at": result.published_at.isoformat(),
+        "row_counts": result.row_counts,
+        "run_id": run_id,
+        "checks_passed": checks_passed,
+        "outputs": outputs,
+    }
+
+
+def record_finished_publish(con: duckdb.DuckDBPyConnection, entry: Mapping) -> None:
+    """Record a publish that ``recover_interrupted_publish`` finished, unless its own process
+    recorded it before it died."""
+    con.execute(PUBLISH_LOG_DDL)
+    recorded = con.execute(
+        "SELECT count(*) FROM serving.publish_log WHERE version = ?", [entry["version"]]
+    ).fetchone()[0]
+    if not recorded:
+        result = PublishResult(
+            entry["version"], datetime.fromisoformat(entry["published_at"]), entry["row_counts"]
+        )
+        record_publish(
+            con,
+            result,
+            run_id=entry["run_id"],
+            checks_passed=list(entry["checks_passed"]),
+            outputs=dict(entry["outputs"]),
+        )
 
 
 # DuckDB type -> PostgreSQL type; anything else (lists, structs, maps) is published as jsonb text.

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -27,13 +28,21 @@ from table_helpers import rows_differing
 from serving.catalog import ColumnDoc, PublishedTable, TableDoc
 from serving.publish import (
     CURRENT,
+    JOURNAL,
     PARQUET_DIR,
     PUBLISH_VERSION_DOC,
     PUBLISHED_DUCKDB,
+    PublishResult,
+    journal_entry,
     new_version,
     publish_duckdb,
     publish_parquet,
     publish_postgres,
+    published_duckdb_version,
+    record_finished_publish,
+    recover_interrupted_publish,
+    switch_parquet,
+    write_journal,
 )
 from warehouse.connection import connect
 
@@ -628,3 +637,76 @@ def test_postgres_names_from_the_settings_are_quoted_identifiers_never_pasted_sq
             if pg.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).first():
                 pg.exec_driver_sql(f'DROP ROLE "{role.replace(chr(34), chr(34) * 2)}"')
         engine.dispose()
+
+
+# --- a publish killed between its steps --------------------------------------------------------
+
+
+def _publish_steps(con, serving: Path, version: str, *, until: str) -> None:
+    """The publish asset's steps in its order, stopping (as a kill would) before ``until``."""
+    steps = ["parquet", "journal", "duckdb", "switch", "record"]
+    tables = ["marts.sizes"]
+    for step in steps[: steps.index(until)]:
+        if step == "parquet":
+            publish_parquet(con, tables, serving, version, switch=False)
+        elif step == "journal":
+            result = PublishResult(version, datetime.now(UTC), {"marts.sizes": 1})
+            write_journal(
+                serving,
+                journal_entry(result, run_id="run-" + version, checks_passed=[], outputs={}),
+            )
+        elif step == "duckdb":
+            publish_duckdb(con, tables, serving, version)
+        elif step == "switch":
+            switch_parquet(serving, version)
+
+
+def _parquet_version(serving: Path) -> str:
+    return (serving / PARQUET_DIR / CURRENT).resolve().name
+
+
+def test_a_publish_killed_after_its_duckdb_switch_is_finished_and_recorded_by_the_next(tmp_path):
+    """Killed between the DuckDB rename and the Parquet switch, a publish left DuckDB at N+1,
+    Parquet at N and N+1 missing from serving.publish_log. The journal lets the next publish
+    finish it: both outputs at N+1, recorded once."""
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    with connect(warehouse) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE TABLE marts.sizes AS SELECT 1 AS segment")
+        _publish_steps(con, serving, "v1", until="record")
+        (serving / JOURNAL).unlink()
+        _publish_steps(con, serving, "v2", until="switch")  # killed here
+        assert (published_duckdb_version(serving), _parquet_version(serving)) == ("v2", "v1")
+
+        finished = recover_interrupted_publish(serving)
+        record_finished_publish(con, finished)
+        record_finished_publish(con, finished)  # recorded once, however often it is called
+
+        assert (published_duckdb_version(serving), _parquet_version(serving)) == ("v2", "v2")
+        logged = con.execute("SELECT version, run_id FROM serving.publish_log").fetchall()
+        assert logged == [("v2", "run-v2")]
+    assert not (serving / JOURNAL).exists()
+
+
+@pytest.mark.parametrize("until", ["journal", "duckdb"])
+def test_a_publish_killed_before_its_duckdb_switch_is_undone_and_leaves_no_debris(tmp_path, until):
+    """Killed before the commit point, the new version never reached a reader: the next publish
+    removes its Parquet folder and the temporary DuckDB copy (and its WAL), which hold published
+    rows; the previous version stays whole everywhere and retention counts only whole versions."""
+    warehouse, serving = tmp_path / "warehouse.duckdb", tmp_path / "serving"
+    with connect(warehouse) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE TABLE marts.sizes AS SELECT 1 AS segment")
+        _publish_steps(con, serving, "v1", until="record")
+        (serving / JOURNAL).unlink()
+        _publish_steps(con, serving, "v2", until=until)
+    (serving / f".{PUBLISHED_DUCKDB}.v2.tmp").write_bytes(b"half a copy of the published rows")
+    (serving / f".{PUBLISHED_DUCKDB}.v2.tmp.wal").write_bytes(b"its WAL")
+    (serving / PARQUET_DIR / ".v3.partial").mkdir()  # a Parquet folder half written
+    (serving / PARQUET_DIR / f".{CURRENT}.v3.tmp").symlink_to("v3")
+
+    assert recover_interrupted_publish(serving) is None
+
+    assert (published_duckdb_version(serving), _parquet_version(serving)) == ("v1", "v1")
+    assert sorted(p.name for p in serving.iterdir()) == [PARQUET_DIR, PUBLISHED_DUCKDB]
+    assert sorted(p.name for p in (serving / PARQUET_DIR).iterdir()) == [CURRENT, "v1"]
