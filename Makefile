@@ -54,7 +54,7 @@ run: install $(KEY_FILE)
 
 ui: install $(KEY_FILE)
 	test -d $(SAMPLE_DIR)/landing || $(MAKE) sample
-	$(WITH_KEY) SEGWH_AS_OF=$(SAMPLE_AS_OF) $(BIN)/dg dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	umask 077 && $(WITH_KEY) SEGWH_AS_OF=$(SAMPLE_AS_OF) $(BIN)/dg dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 test: install
 	$(BIN)/ruff check .
