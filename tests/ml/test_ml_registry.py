@@ -14,7 +14,7 @@ from ml.config import ChurnConfig
 from ml.drift import feature_drift
 from ml.registry import ModelRegistry, NoCurrentModelError
 
-CONFIG = ChurnConfig(models=("logistic_regression",))
+CONFIG = ChurnConfig(models=("logistic_regression",), test_snapshots=0)
 
 
 @pytest.fixture(scope="module")
