@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -407,6 +407,16 @@ class ChurnModel:
     calibrator: ProbabilityCalibrator | None = None
     test_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     """Held-out test metrics of every candidate and of the calibrated model (``calibrated``)."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle models saved before a field existed with that field's default."""
+        for item in fields(self):
+            if item.name not in state:
+                if item.default is not MISSING:
+                    state[item.name] = item.default
+                elif item.default_factory is not MISSING:
+                    state[item.name] = item.default_factory()
+        self.__dict__.update(state)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """The pipeline's probability, before calibration."""
