@@ -471,7 +471,8 @@ class ChurnTrainingResult:
     """The calibrated model's deciles on the test snapshot (validation when there is none)."""
     training_set: TrainingSet
     validation_labels: np.ndarray
-    """0/1 churn label of each row of ``training_set.validation``."""
+    """0/1 churn label of each validation row evaluated (all of ``training_set.validation``
+    up to ``ChurnConfig.max_evaluation_rows``, a uniform sample beyond)."""
     validation_probability: np.ndarray
     """The chosen model's raw churn probability for each validation row (before any refit
     and calibration)."""
@@ -509,12 +510,25 @@ def train_churn_model(
     horizon = float(data.horizon_days or 0)
     cutoff = data.train_snapshot_dates[-1]
     cutoff_rows = data.train.loc[data.train[config.snapshot_column] == cutoff]
+    cutoff_rows = cutoff_rows.iloc[
+        sample_indices(len(cutoff_rows), config.btyd_fit_sample_size, config.random_state)
+    ]
     btyd_params: dict[str, BtydParams] = {}
     cutoff_inputs = btyd_inputs(cutoff_rows, config)
     if cutoff_inputs is not None and horizon > 0:
         for name in config.btyd_models:
             btyd_params[name] = btyd.fit(name, *cutoff_inputs)
-    train, validation, test = data.train, data.validation, data.test
+    validation = data.validation.iloc[
+        sample_indices(len(data.validation), config.max_evaluation_rows, config.random_state)
+    ].reset_index(drop=True)
+    test = data.test
+    if test is not None:
+        test = test.iloc[
+            sample_indices(len(test), config.max_evaluation_rows, config.random_state)
+        ].reset_index(drop=True)
+    evaluation_rows = {"validation": len(validation), "test": 0 if test is None else len(test)}
+    validation_observed, test_observed = validation, test
+    train = data.train
     if config.btyd_features and "bg_nbd" in btyd_params:
         params = btyd_params["bg_nbd"]
         train, validation = (
@@ -559,11 +573,11 @@ def train_churn_model(
                 test_scores[ORDERS_BASELINE] = _predict(pipeline, test, order_features)
             kinds[ORDERS_BASELINE] = "baseline"
     for name, params in btyd_params.items():
-        inputs = btyd_inputs(data.validation, config)
+        inputs = btyd_inputs(validation_observed, config)
         valid_scores[name] = btyd.probability_no_purchase(params, horizon, *inputs)
-        if data.test is not None:
+        if test_observed is not None:
             test_scores[name] = btyd.probability_no_purchase(
-                params, horizon, *btyd_inputs(data.test, config)
+                params, horizon, *btyd_inputs(test_observed, config)
             )
         kinds[name] = "baseline"
     metrics = {name: evaluate(y_valid, score) for name, score in valid_scores.items()}
@@ -578,7 +592,12 @@ def train_churn_model(
         calibrator = ProbabilityCalibrator(config.calibration).fit(valid_scores[chosen], y_valid)
     final_rows = train
     if config.refit_on_all_labelled:
-        final_rows = pd.concat([train, validation], ignore_index=True)
+        full_validation = data.validation
+        if config.btyd_features and "bg_nbd" in btyd_params:
+            full_validation = add_btyd_features(
+                full_validation, btyd_params["bg_nbd"], horizon, config
+            )
+        final_rows = pd.concat([train, full_validation], ignore_index=True)
         estimator = clone(pipeline.named_steps["model"])
         if isinstance(estimator, HistGradientBoostingClassifier):
             n_iter = int(pipeline.named_steps["model"].n_iter_)
@@ -622,6 +641,8 @@ def train_churn_model(
         "btyd_fit_snapshot_date": cutoff.isoformat() if btyd_params else None,
         "evaluated_on": evaluation_name,
         "drift_baseline_rows": len(drift_rows),
+        "validation_rows_evaluated": evaluation_rows["validation"],
+        "test_rows_evaluated": evaluation_rows["test"],
     }
     model = ChurnModel(
         pipeline=pipeline,

@@ -31,7 +31,7 @@ from ml import btyd
 from ml.btyd import BtydParams, GammaGammaParams
 from ml.churn import btyd_inputs
 from ml.config import ClvConfig
-from ml.preprocessing import to_float
+from ml.preprocessing import sample_indices, to_float
 from ml.schemas import CLV_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,12 @@ def _inputs(frame: pd.DataFrame, config: ClvConfig) -> tuple[np.ndarray, np.ndar
 
 
 def fit_clv(rows: pd.DataFrame, config: ClvConfig | None = None) -> ClvModel:
-    """BG/NBD and Gamma-Gamma fitted on ``rows`` (one snapshot: one row per person)."""
+    """BG/NBD and Gamma-Gamma fitted on ``rows`` (one snapshot: one row per person; at most
+    ``config.fit_sample_size`` of them)."""
     config = config or ClvConfig()
     if rows.empty:
         raise InsufficientClvHistoryError("no persons to fit a CLV model on")
+    rows = rows.iloc[sample_indices(len(rows), config.fit_sample_size, config.random_state)]
     x, t_x, T = _inputs(rows, config)
     purchases = btyd.fit("bg_nbd", x, t_x, T)
     try:

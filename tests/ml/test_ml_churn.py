@@ -394,3 +394,17 @@ def test_an_unchanged_rerun_shows_no_drift_and_an_injected_shift_does(trained_on
         ),
     )
     assert feature_drift(old.model.drift_baseline, scoring).recommendation != "ok"
+
+
+def test_candidates_are_measured_on_one_bounded_sample_of_each_snapshot(snapshots):
+    data = snapshots(n_persons=300, n_labelled=4)
+    config = ChurnConfig(models=("logistic_regression",), max_evaluation_rows=120)
+
+    result = train_churn_model(data, config)
+
+    window = result.model.training_window
+    assert window["validation_rows"] == 300 and window["validation_rows_evaluated"] == 120
+    assert window["test_rows"] == 300 and window["test_rows_evaluated"] == 120
+    assert {m["rows"] for m in result.model.candidate_metrics.values()} == {120.0}
+    assert {m["rows"] for m in result.model.test_metrics.values()} == {120.0}
+    assert len(result.validation_labels) == len(result.validation_probability) == 120
