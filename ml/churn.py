@@ -178,8 +178,15 @@ def build_training_set(snapshots: pd.DataFrame, config: ChurnConfig | None = Non
     snapshot = labelled[config.snapshot_column]
     train = labelled.loc[snapshot.isin(earlier)].sort_values(order, kind="stable")
     validation = labelled.loc[snapshot == validation_date].sort_values(order, kind="stable")
-    _check_rows(train, "training", config)
-    _check_rows(validation, f"validation ({validation_date.date()})", config)
+    try:
+        _check_rows(train, "training", config)
+        _check_rows(validation, f"validation ({validation_date.date()})", config)
+    except InsufficientHistoryError as exc:
+        if not test_dates:
+            raise
+        # short history: training and validating matter more than a held-out test
+        log.warning("no held-out test set (%s): validating on the latest labelled snapshot", exc)
+        return build_training_set(snapshots, replace(config, test_snapshots=0))
     test = None
     if test_dates:
         test = labelled.loc[snapshot.isin(test_dates)].sort_values(order, kind="stable")

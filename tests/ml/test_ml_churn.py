@@ -63,6 +63,11 @@ def test_the_latest_labelled_snapshot_is_held_out_for_testing(snapshots):
     # two labelled dates: no room for a test snapshot; train and validate anyway
     short = build_training_set(snapshots(n_persons=200, n_labelled=2))
     assert short.test is None and short.test_snapshot_dates == ()
+    # too few rows to train on without the test snapshot's date: no test set either
+    tight = build_training_set(data, ChurnConfig(min_train_rows=500))
+    assert tight.test is None
+    assert tight.validation_snapshot_date == pd.Timestamp("2026-09-01", tz="UTC")
+    assert len(tight.train) == 600
 
 
 def test_purging_overlapping_horizons_drops_recent_training_snapshots(snapshots):
