@@ -1,20 +1,28 @@
-"""Churn: time-based training set, two candidate models, validation metrics, scoring.
+"""Churn: time-based training set, BTYD baselines, supervised candidates, calibration, scoring.
 
 Input: churn snapshots, one row per (person_id, snapshot_at) with the features as of that
 snapshot and ``churned`` (1/0/True/False; null where the horizon has not elapsed yet, i.e. the
-scoring snapshot). Training is strictly time-based: the latest labelled snapshot date validates,
-all earlier labelled snapshots train; people appear in both, but never with a validation-date
-row in training.
+scoring snapshot). Training is strictly time-based: the latest labelled snapshot date is a
+held-out test set (``ChurnConfig.test_snapshots``; skipped when history is too short), the one
+before it validates, all earlier labelled snapshots train; people appear in several, but never
+with a later date's row in an earlier role.
 
-Candidates (same preprocessing pipeline, ``ml.preprocessing``): a logistic regression baseline
-and a HistGradientBoostingClassifier with early stopping. The better validation ROC-AUC wins.
+Candidates, all measured on the same validation and test rows (``evaluate``):
 
-Refit decision (``ChurnConfig.refit_on_all_labelled``, default on): the chosen model is refit
-with the same hyper-parameters (for boosting, the number of trees early stopping found) on
-train + validation, because churn behaviour drifts and the validation snapshot is the most
-recent labelled behaviour there is. The metrics reported and used for promotion are those
-measured on the validation snapshot before the refit; the refit model has no held-out score of
-its own, which is the price for scoring with the freshest data.
+- baselines: BG/NBD and MBG/NBD (``ml.btyd``) fitted on the order history of the latest
+  training snapshot (the training cutoff), scoring P(no order within the horizon); a plain
+  logistic regression on the order features (``logistic_regression_orders``). Never chosen.
+- supervised (same preprocessing pipeline, ``ml.preprocessing``): a logistic regression and a
+  HistGradientBoostingClassifier with early stopping, both also given the BG/NBD expected
+  orders and P(alive) (``BTYD_FEATURES``). The better validation ROC-AUC wins.
+
+The winner is calibrated on the validation snapshot (Platt by default, ``ProbabilityCalibrator``)
+and its calibrated scores are measured on the test snapshot (``test_metrics["calibrated"]``).
+
+Refit (``ChurnConfig.refit_on_all_labelled``, default off): the chosen model may be refit with
+the same hyper-parameters on train + validation; the calibration then still comes from the
+unrefitted model's validation scores, and the test metrics of the refit model are reported as
+``<model>_refit``.
 """
 
 from __future__ import annotations
