@@ -1,6 +1,6 @@
 """Benchmark: clustering + churn training + scoring on synthetic data (default 1M persons).
 
-    .venv/bin/python bench/ml_train.py --persons 1000000 [--snapshots 4] [--seed 0]
+    .venv/bin/python bench/ml_train.py --persons 1000000 [--snapshots 4] [--seed 0] [--only-churn]
 
 Prints one JSON object: seconds per step, peak RSS after each step (``resource.getrusage``
 ``ru_maxrss``: the process's peak so far), the chosen k, the churn model and its metrics.
@@ -39,6 +39,7 @@ import pandas as pd
 
 from ml.churn import latest_snapshot, score_churn, train_churn_model
 from ml.clustering import fit_clusters
+from ml.clv import fit_clv, score_clv
 from ml.config import ChurnConfig, ClusteringConfig
 from ml.drift import feature_drift
 
@@ -209,6 +210,13 @@ def churn_snapshots(n: int, snapshots: int, seed: int) -> pd.DataFrame:
     tenure0 = rng.integers(30, 1500, n)
     frames = []
     previous_sessions = rng.poisson(engagement * 4)
+    # order history for the BTYD baselines and features: lifetime orders and the days since
+    # the last one, carried from snapshot to snapshot
+    lifetime_orders = rng.poisson(buy * engagement * 2 * tenure0 / 90)
+    since_last_order = np.where(
+        lifetime_orders > 0, rng.integers(0, np.maximum(tenure0, 1)), -1
+    ).astype(np.int64)
+    lifetime_spend = np.where(lifetime_orders > 0, lifetime_orders * rng.lognormal(4, 0.6, n), 0)
     for step in range(snapshots):
         snapshot_at = AS_OF - pd.DateOffset(months=snapshots - 1 - step)
         engagement = np.maximum(engagement * rng.lognormal(-0.05, 0.3, n), 0.01)
@@ -219,6 +227,15 @@ def churn_snapshots(n: int, snapshots: int, seed: int) -> pd.DataFrame:
         monetary = np.where(orders > 0, orders * rng.lognormal(4, 0.6, n), np.nan)
         trend = sessions_30d - previous_sessions
         previous_sessions = sessions_30d
+        if step:
+            ordered = orders > 0
+            lifetime_orders = lifetime_orders + orders
+            lifetime_spend = lifetime_spend + np.nan_to_num(monetary)
+            since_last_order = np.where(
+                ordered,
+                rng.integers(0, 30, n),
+                np.where(since_last_order >= 0, since_last_order + 30, -1),
+            )
         logit = (
             -0.5
             + 0.02 * recency
@@ -237,7 +254,14 @@ def churn_snapshots(n: int, snapshots: int, seed: int) -> pd.DataFrame:
                     "person_id": person_ids,
                     "snapshot_at": snapshot_at,
                     "churned": label,
+                    "churn_horizon_days": 90,
                     "tenure_days": tenure0 + 30 * step,
+                    "days_since_first_activity": tenure0 + 30 * step,
+                    "completed_orders": lifetime_orders,
+                    "days_since_last_order": pd.array(
+                        np.where(since_last_order >= 0, since_last_order, None), dtype="Int64"
+                    ),
+                    "lifetime_spend": np.round(lifetime_spend, 2),
                     "recency_days": recency.astype(np.int64),
                     "session_count_30d": sessions_30d,
                     "session_count_90d": sessions_90d,
@@ -280,8 +304,9 @@ def run_churn(
     scoring = latest_snapshot(snapshots, config)
     scores = timed(steps, "churn_scoring", lambda: score_churn(training.model, scoring, config))
     drift = timed(steps, "drift", lambda: feature_drift(training.model.drift_baseline, scoring))
-    candidates = training.candidates.set_index("model_type")
-    metrics = ["roc_auc", "pr_auc", "brier", "lift_top_decile"]
+    clv = timed(steps, "clv_fit_and_score", lambda: score_clv(fit_clv(scoring), scoring))
+    candidates = training.candidates.set_index("candidate")
+    metrics = ["roc_auc", "test_roc_auc", "pr_auc", "brier", "lift_top_decile"]
     return {
         "snapshot_rows": len(snapshots),
         "chosen": training.model.model_type,
@@ -291,6 +316,7 @@ def run_churn(
         "scored_rows": len(scores),
         "at_risk_share": round(float(scores["is_at_risk"].mean()), 4),
         "drift": drift.summary(),
+        "clv_rows": len(clv),
     }
 
 
@@ -299,18 +325,22 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--snapshots", type=int, default=4, help="monthly dates, last unlabelled")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--only-churn", action="store_true", help="skip clustering (churn, drift, CLV only)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     log.setLevel(logging.INFO)
 
     steps: dict[str, Any] = {}
     result: dict[str, Any] = {"persons": args.persons, "snapshots": args.snapshots}
-    result["clustering"] = run_clustering(args.persons, args.seed, steps)
-    gc.collect()
+    if not args.only_churn:
+        result["clustering"] = run_clustering(args.persons, args.seed, steps)
+        gc.collect()
     result["churn"] = run_churn(args.persons, args.snapshots, args.seed, steps)
     result["steps"] = steps
     result["clustering_plus_training_seconds"] = round(
-        steps["clustering"]["seconds"] + steps["churn_training"]["seconds"], 2
+        steps.get("clustering", {}).get("seconds", 0) + steps["churn_training"]["seconds"], 2
     )
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result, indent=2))

@@ -1,46 +1,59 @@
-"""Churn: time-based training set, two candidate models, validation metrics, scoring.
+"""Churn: time-based training set, BTYD baselines, supervised candidates, calibration, scoring.
 
 Input: churn snapshots, one row per (person_id, snapshot_at) with the features as of that
 snapshot and ``churned`` (1/0/True/False; null where the horizon has not elapsed yet, i.e. the
-scoring snapshot). Training is strictly time-based: the latest labelled snapshot date validates,
-all earlier labelled snapshots train; people appear in both, but never with a validation-date
-row in training.
+scoring snapshot). Training is strictly time-based: the latest labelled snapshot date is a
+held-out test set (``ChurnConfig.test_snapshots``; skipped when history is too short), the one
+before it validates, all earlier labelled snapshots train; people appear in several, but never
+with a later date's row in an earlier role.
 
-Candidates (same preprocessing pipeline, ``ml.preprocessing``): a logistic regression baseline
-and a HistGradientBoostingClassifier with early stopping. The better validation ROC-AUC wins.
+Candidates, all measured on the same validation and test rows (``evaluate``):
 
-Refit decision (``ChurnConfig.refit_on_all_labelled``, default on): the chosen model is refit
-with the same hyper-parameters (for boosting, the number of trees early stopping found) on
-train + validation, because churn behaviour drifts and the validation snapshot is the most
-recent labelled behaviour there is. The metrics reported and used for promotion are those
-measured on the validation snapshot before the refit; the refit model has no held-out score of
-its own, which is the price for scoring with the freshest data.
+- baselines: BG/NBD and MBG/NBD (``ml.btyd``) fitted on the order history of the latest
+  training snapshot (the training cutoff), scoring P(no order within the horizon); a plain
+  logistic regression on the order features (``logistic_regression_orders``). Never chosen.
+- supervised (same preprocessing pipeline, ``ml.preprocessing``): a logistic regression and a
+  HistGradientBoostingClassifier with early stopping, both also given the BG/NBD expected
+  orders and P(alive) (``BTYD_FEATURES``). The better validation ROC-AUC wins.
+
+The winner is calibrated on the validation snapshot (Platt by default, ``ProbabilityCalibrator``)
+and its calibrated scores are measured on the test snapshot (``test_metrics["calibrated"]``).
+
+Refit (``ChurnConfig.refit_on_all_labelled``, default off): the chosen model may be refit with
+the same hyper-parameters on train + validation; the calibration then still comes from the
+unrefitted model's validation scores, and the test metrics of the refit model are reported as
+``<model>_refit``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from ml.config import ChurnConfig, ChurnModelType, DriftConfig
+from ml import btyd
+from ml.btyd import BtydParams
+from ml.config import CalibrationMethod, ChurnConfig, ChurnModelType, ClvConfig, DriftConfig
 from ml.drift import baselines_to_dict, build_baselines
 from ml.preprocessing import (
     TRANSFORM_CHUNK_ROWS,
     FeatureSet,
+    NoFeaturesError,
     build_preprocessor,
     prepare_frame,
     sample_indices,
     select_features,
+    to_float,
 )
 from ml.schemas import CHURN_SCORE_COLUMNS
 
@@ -64,15 +77,21 @@ class TrainingSet:
     """Labelled dates left out because their horizon overlaps the validation date."""
     horizon_days: int | None = None
     """The label's horizon (``label_horizon_days``)."""
+    test: pd.DataFrame | None = None
+    """The held-out test rows (``ChurnConfig.test_snapshots`` latest labelled dates): never
+    trained on, never used to choose or calibrate. None when history is too short."""
+    test_snapshot_dates: tuple[pd.Timestamp, ...] = ()
 
     def window(self) -> dict[str, Any]:
         return {
             "train_snapshot_dates": [d.isoformat() for d in self.train_snapshot_dates],
             "validation_snapshot_date": self.validation_snapshot_date.isoformat(),
+            "test_snapshot_dates": [d.isoformat() for d in self.test_snapshot_dates],
             "purged_snapshot_dates": [d.isoformat() for d in self.purged_snapshot_dates],
             "horizon_days": self.horizon_days,
             "train_rows": len(self.train),
             "validation_rows": len(self.validation),
+            "test_rows": 0 if self.test is None else len(self.test),
         }
 
 
@@ -118,8 +137,10 @@ def label_horizon_days(snapshots: pd.DataFrame, config: ChurnConfig | None = Non
 
 
 def build_training_set(snapshots: pd.DataFrame, config: ChurnConfig | None = None) -> TrainingSet:
-    """Split labelled snapshots by time: validation = the latest labelled snapshot date,
-    train = every earlier one. Raises ``InsufficientHistoryError`` when that cannot work."""
+    """Split labelled snapshots by time: test = the latest ``config.test_snapshots`` labelled
+    dates (when at least two dates remain before them), validation = the latest labelled date
+    before those, train = every earlier one. Raises ``InsufficientHistoryError`` when that
+    cannot work."""
     config = config or ChurnConfig()
     horizon_days = label_horizon_days(snapshots, config)
     if config.label_column not in snapshots.columns:
@@ -139,6 +160,10 @@ def build_training_set(snapshots: pd.DataFrame, config: ChurnConfig | None = Non
             f"(a snapshot is labelled once its {horizon_days}-day horizon has passed); "
             "keep collecting snapshots or backfill them"
         )
+    test_dates: list[pd.Timestamp] = []
+    if config.test_snapshots and len(dates) >= config.test_snapshots + 2:
+        test_dates = [pd.Timestamp(d) for d in dates[-config.test_snapshots :]]
+        dates = dates[: -config.test_snapshots]
     validation_date = pd.Timestamp(dates[-1])
     earlier = [pd.Timestamp(d) for d in dates[:-1]]
     purged: list[pd.Timestamp] = []
@@ -161,8 +186,24 @@ def build_training_set(snapshots: pd.DataFrame, config: ChurnConfig | None = Non
     snapshot = labelled[config.snapshot_column]
     train = labelled.loc[snapshot.isin(earlier)].sort_values(order, kind="stable")
     validation = labelled.loc[snapshot == validation_date].sort_values(order, kind="stable")
-    _check_rows(train, "training", config)
-    _check_rows(validation, f"validation ({validation_date.date()})", config)
+    try:
+        _check_rows(train, "training", config)
+        _check_rows(validation, f"validation ({validation_date.date()})", config)
+    except InsufficientHistoryError as exc:
+        if not test_dates:
+            raise
+        # short history: training and validating matter more than a held-out test
+        log.warning("no held-out test set (%s): validating on the latest labelled snapshot", exc)
+        return build_training_set(snapshots, replace(config, test_snapshots=0))
+    test = None
+    if test_dates:
+        test = labelled.loc[snapshot.isin(test_dates)].sort_values(order, kind="stable")
+        test = test.reset_index(drop=True)
+        try:
+            _check_rows(test, "test", config)
+        except InsufficientHistoryError as exc:  # the model can still be trained and validated
+            log.warning("no held-out test set: %s", exc)
+            test = None
     return TrainingSet(
         train.reset_index(drop=True),
         validation.reset_index(drop=True),
@@ -170,6 +211,8 @@ def build_training_set(snapshots: pd.DataFrame, config: ChurnConfig | None = Non
         validation_date,
         tuple(purged),
         horizon_days,
+        test,
+        tuple(test_dates),
     )
 
 
@@ -216,6 +259,7 @@ def evaluate(y_true: np.ndarray, probability: np.ndarray) -> dict[str, float]:
         "brier": float(brier_score_loss(y, p)),
         "lift_top_decile": float(y[top].mean() / base_rate) if base_rate else float("nan"),
         "base_rate": base_rate,
+        "mean_predicted": float(p.mean()),
         "calibration_error": ece,
         "rows": float(len(y)),
     }
@@ -283,6 +327,76 @@ def _predict(pipeline: Pipeline, frame: pd.DataFrame, features: FeatureSet) -> n
     return out
 
 
+BTYD_FEATURES: tuple[str, ...] = ("btyd_expected_orders", "btyd_p_alive")
+"""The supervised features ``add_btyd_features`` derives from the fitted BG/NBD model."""
+ORDERS_BASELINE = "logistic_regression_orders"
+CALIBRATED = "calibrated"
+
+
+def btyd_inputs(
+    frame: pd.DataFrame, config: ChurnConfig | ClvConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(x, t_x, T) in days of every row, from the order count, days since the last order and
+    days since the first activity (the birth); None when a column is missing. A row with
+    orders but no last-order day counts as no orders."""
+    if isinstance(config, ClvConfig):
+        names = (config.orders_column, config.recency_column, config.age_column)
+    else:
+        names = (config.btyd_orders_column, config.btyd_recency_column, config.btyd_age_column)
+    if any(name not in frame.columns for name in names):
+        return None
+    x = np.nan_to_num(to_float(frame[names[0]]), nan=0.0)
+    since_last = to_float(frame[names[1]])
+    age = np.clip(np.nan_to_num(to_float(frame[names[2]]), nan=0.0), 0.0, None)
+    has_order = (x > 0) & np.isfinite(since_last)
+    x = np.where(has_order, x, 0.0)
+    t_x = np.where(has_order, np.clip(age - np.nan_to_num(since_last), 0.0, None), 0.0)
+    return x, t_x, np.maximum(age, t_x)
+
+
+def add_btyd_features(
+    frame: pd.DataFrame, params: BtydParams, horizon_days: float, config: ChurnConfig
+) -> pd.DataFrame:
+    """``frame`` with ``BTYD_FEATURES`` computed from ``params`` (unchanged without inputs)."""
+    inputs = btyd_inputs(frame, config)
+    if inputs is None:
+        return frame
+    return frame.assign(
+        btyd_expected_orders=btyd.expected_purchases(params, horizon_days, *inputs),
+        btyd_p_alive=btyd.probability_alive(params, *inputs),
+    )
+
+
+@dataclass
+class ProbabilityCalibrator:
+    """Maps raw model probabilities to calibrated ones: Platt scaling (a logistic regression on
+    the raw log-odds; keeps the ranking) or isotonic regression (may tie neighbours)."""
+
+    method: CalibrationMethod
+    estimator: Any = None
+
+    def fit(self, probability: np.ndarray, labels: np.ndarray) -> ProbabilityCalibrator:
+        if self.method == "isotonic":
+            self.estimator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            self.estimator.fit(probability, labels)
+        elif self.method == "platt":
+            self.estimator = LogisticRegression(C=1e6, max_iter=1_000)
+            self.estimator.fit(_logit(probability)[:, None], labels)
+        return self
+
+    def predict(self, probability: np.ndarray) -> np.ndarray:
+        if self.method == "isotonic":
+            return np.asarray(self.estimator.predict(probability), dtype=np.float64)
+        if self.method == "platt":
+            return self.estimator.predict_proba(_logit(probability)[:, None])[:, 1]
+        return probability
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(probability, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
 @dataclass(frozen=True)
 class ChurnModel:
     """A fitted churn model and everything the registry records about it."""
@@ -291,20 +405,57 @@ class ChurnModel:
     features: FeatureSet
     model_type: str
     metrics: dict[str, float]
-    """Validation metrics of the chosen model (``evaluate``)."""
+    """Validation metrics of the chosen model (``evaluate``), before calibration."""
     candidate_metrics: dict[str, dict[str, float]]
+    """Validation metrics of every candidate: the supervised models and the baselines."""
     calibration: list[dict[str, float]]
     training_window: dict[str, Any]
     drift_baseline: dict[str, Any]
-    """``ml.drift`` baselines (JSON form) of the rows the final model learnt from."""
+    """``ml.drift`` baselines (JSON form); ``ChurnConfig.drift_baseline`` says of which rows."""
     config: dict[str, Any] = field(default_factory=dict)
-    refit_on_all_labelled: bool = True
+    refit_on_all_labelled: bool = False
     version: str | None = None
     """Set by the registry."""
+    btyd_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Every fitted BTYD baseline (``BtydParams.to_dict``), by name; ``bg_nbd`` also makes the
+    ``BTYD_FEATURES`` of the rows the pipeline sees, when they are among its features."""
+    calibrator: ProbabilityCalibrator | None = None
+    test_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Held-out test metrics of every candidate and of the calibrated model (``calibrated``)."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle models saved before a field existed with that field's default."""
+        for item in fields(self):
+            if item.name not in state:
+                if item.default is not MISSING:
+                    state[item.name] = item.default
+                elif item.default_factory is not MISSING:
+                    state[item.name] = item.default_factory()
+        self.__dict__.update(state)
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """The pipeline's probability, before calibration."""
+        if "bg_nbd" in self.btyd_params and set(BTYD_FEATURES) & set(self.features.columns):
+            horizon = self.config.get("horizon_days") or 0
+            frame = add_btyd_features(
+                frame,
+                BtydParams.from_dict(self.btyd_params["bg_nbd"]),
+                float(horizon),
+                ChurnConfig(
+                    **{
+                        k: v
+                        for k, v in self.config.items()
+                        if k.startswith("btyd_") and k.endswith("_column")
+                    }
+                ),
+            )
+        return _predict(self.pipeline, frame, self.features)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Churn probability per row of ``frame`` (missing feature columns count as null)."""
-        return _predict(self.pipeline, frame, self.features)
+        """Calibrated churn probability per row of ``frame`` (missing feature columns count as
+        null)."""
+        raw = self.predict_raw(frame)
+        return raw if self.calibrator is None else self.calibrator.predict(raw)
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe description for registry metadata."""
@@ -313,7 +464,10 @@ class ChurnModel:
             "features": self.features.to_dict(),
             "metrics": dict(self.metrics),
             "candidate_metrics": {k: dict(v) for k, v in self.candidate_metrics.items()},
+            "test_metrics": {k: dict(v) for k, v in self.test_metrics.items()},
             "calibration": list(self.calibration),
+            "calibration_method": None if self.calibrator is None else self.calibrator.method,
+            "btyd_params": {k: dict(v) for k, v in self.btyd_params.items()},
             "training_window": dict(self.training_window),
             "drift_baseline": dict(self.drift_baseline),
             "config": dict(self.config),
@@ -325,15 +479,35 @@ class ChurnModel:
 class ChurnTrainingResult:
     model: ChurnModel
     candidates: pd.DataFrame
-    """model_type, roc_auc, pr_auc, brier, lift_top_decile, ..., chosen."""
+    """candidate, kind (supervised / baseline / calibrated), validation metrics (roc_auc,
+    pr_auc, brier, lift_top_decile, calibration_error, mean_predicted, base_rate, rows), the
+    same on the test snapshot (``test_`` prefix), chosen."""
     calibration: pd.DataFrame
-    """The chosen model's validation calibration deciles."""
+    """The calibrated model's deciles on the test snapshot (validation when there is none)."""
     training_set: TrainingSet
     validation_labels: np.ndarray
-    """0/1 churn label of each row of ``training_set.validation``."""
+    """0/1 churn label of each validation row evaluated (all of ``training_set.validation``
+    up to ``ChurnConfig.max_evaluation_rows``, a uniform sample beyond)."""
     validation_probability: np.ndarray
-    """The chosen model's churn probability for each validation row (before any refit): what
-    the validation metrics, the ROC curve and the score histogram are computed from."""
+    """The chosen model's raw churn probability for each validation row (before any refit
+    and calibration)."""
+    evaluation_name: str = "validation"
+    """Where ``evaluation_labels`` come from: "test" (held out) or "validation"."""
+    evaluation_labels: np.ndarray | None = None
+    evaluation_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    """Every candidate's churn score on the evaluation rows (for the ROC plot), and the
+    calibrated model's (``calibrated``)."""
+    raw_calibration: pd.DataFrame | None = None
+    """The chosen model's deciles before calibration, on the same rows as ``calibration``."""
+
+
+def _candidate_row(
+    name: str, kind: str, valid: dict[str, float], test: dict[str, float] | None
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"candidate": name, "kind": kind, **valid}
+    for key in ("roc_auc", "pr_auc", "brier", "calibration_error", "mean_predicted", "base_rate"):
+        row[f"test_{key}"] = test[key] if test else float("nan")
+    return row
 
 
 def train_churn_model(
@@ -341,47 +515,149 @@ def train_churn_model(
     config: ChurnConfig | None = None,
     drift_config: DriftConfig | None = None,
 ) -> ChurnTrainingResult:
-    """Split by time, fit every candidate, keep the best validation ROC-AUC, refit (see module
-    docstring) and return the model with its metrics and drift baseline."""
+    """Split by time, fit the BTYD baselines at the training cutoff, fit every supervised
+    candidate (with the BTYD features), keep the best validation ROC-AUC, calibrate it on the
+    validation snapshot, measure everything on the held-out test snapshot, optionally refit
+    (see module docstring) and return the model with its metrics and drift baseline."""
     config = config or ChurnConfig()
     data = build_training_set(snapshots, config)
     config = replace(config, horizon_days=data.horizon_days)  # the metadata names the data's
-    features = select_features(
-        data.train,
-        config.features,
-        exclude=(
-            config.label_column,
-            config.snapshot_column,
-            config.id_column,
-            config.horizon_column,
-        ),
+    horizon = float(data.horizon_days or 0)
+    cutoff = data.train_snapshot_dates[-1]
+    cutoff_rows = data.train.loc[data.train[config.snapshot_column] == cutoff]
+    cutoff_rows = cutoff_rows.iloc[
+        sample_indices(len(cutoff_rows), config.btyd_fit_sample_size, config.random_state)
+    ]
+    btyd_params: dict[str, BtydParams] = {}
+    cutoff_inputs = btyd_inputs(cutoff_rows, config)
+    if cutoff_inputs is not None and horizon > 0:
+        for name in config.btyd_models:
+            btyd_params[name] = btyd.fit(name, *cutoff_inputs)
+    validation = data.validation.iloc[
+        sample_indices(len(data.validation), config.max_evaluation_rows, config.random_state)
+    ].reset_index(drop=True)
+    test = data.test
+    if test is not None:
+        test = test.iloc[
+            sample_indices(len(test), config.max_evaluation_rows, config.random_state)
+        ].reset_index(drop=True)
+    evaluation_rows = {"validation": len(validation), "test": 0 if test is None else len(test)}
+    validation_observed, test_observed = validation, test
+    train = data.train
+    if config.btyd_features and "bg_nbd" in btyd_params:
+        params = btyd_params["bg_nbd"]
+        train, validation = (
+            add_btyd_features(f, params, horizon, config) for f in (train, validation)
+        )
+        if test is not None:
+            test = add_btyd_features(test, params, horizon, config)
+    excluded = (
+        config.label_column,
+        config.snapshot_column,
+        config.id_column,
+        config.horizon_column,
     )
-    y_valid = data.validation[config.label_column].to_numpy()
+    features = select_features(train, config.features, exclude=excluded)
+    y_valid = validation[config.label_column].to_numpy()
+    y_test = None if test is None else test[config.label_column].to_numpy()
+
     fitted: dict[str, Pipeline] = {}
-    metrics: dict[str, dict[str, float]] = {}
-    probabilities: dict[str, np.ndarray] = {}
+    valid_scores: dict[str, np.ndarray] = {}
+    test_scores: dict[str, np.ndarray] = {}
+    kinds: dict[str, str] = {}
     for model_type in config.models:
-        pipeline = _fit(model_type, data.train, features, config)
-        probability = _predict(pipeline, data.validation, features)
-        fitted[model_type], probabilities[model_type] = pipeline, probability
-        metrics[model_type] = evaluate(y_valid, probability)
-        log.info("churn %s: validation %s", model_type, metrics[model_type])
+        pipeline = _fit(model_type, train, features, config)
+        fitted[model_type] = pipeline
+        valid_scores[model_type] = _predict(pipeline, validation, features)
+        if test is not None:
+            test_scores[model_type] = _predict(pipeline, test, features)
+        kinds[model_type] = "supervised"
+    order_columns = [c for c in config.order_baseline_features if c in train.columns]
+    order_features = None
+    if order_columns:
+        try:
+            order_features = select_features(
+                train, replace(config.features, include=tuple(order_columns)), exclude=excluded
+            )
+        except NoFeaturesError:  # e.g. constant: no baseline
+            log.info("no logistic_regression_orders baseline: no usable order feature")
+        if order_features is not None:
+            pipeline = _fit("logistic_regression", train, order_features, config)
+            valid_scores[ORDERS_BASELINE] = _predict(pipeline, validation, order_features)
+            if test is not None:
+                test_scores[ORDERS_BASELINE] = _predict(pipeline, test, order_features)
+            kinds[ORDERS_BASELINE] = "baseline"
+    for name, params in btyd_params.items():
+        inputs = btyd_inputs(validation_observed, config)
+        valid_scores[name] = btyd.probability_no_purchase(params, horizon, *inputs)
+        if test_observed is not None:
+            test_scores[name] = btyd.probability_no_purchase(
+                params, horizon, *btyd_inputs(test_observed, config)
+            )
+        kinds[name] = "baseline"
+    metrics = {name: evaluate(y_valid, score) for name, score in valid_scores.items()}
+    test_metrics = {name: evaluate(y_test, score) for name, score in test_scores.items()}
+    for name in metrics:
+        log.info("churn %s: validation %s", name, metrics[name])
+
     chosen = max(config.models, key=lambda m: metrics[m]["roc_auc"])  # ties: the earlier one
     pipeline = fitted[chosen]
-    final_rows = data.train
+    calibrator = None
+    if config.calibration != "none":
+        calibrator = ProbabilityCalibrator(config.calibration).fit(valid_scores[chosen], y_valid)
+    final_rows = train
     if config.refit_on_all_labelled:
-        final_rows = pd.concat([data.train, data.validation], ignore_index=True)
+        full_validation = data.validation
+        if config.btyd_features and "bg_nbd" in btyd_params:
+            full_validation = add_btyd_features(
+                full_validation, btyd_params["bg_nbd"], horizon, config
+            )
+        final_rows = pd.concat([train, full_validation], ignore_index=True)
         estimator = clone(pipeline.named_steps["model"])
         if isinstance(estimator, HistGradientBoostingClassifier):
             n_iter = int(pipeline.named_steps["model"].n_iter_)
             estimator.set_params(max_iter=n_iter, early_stopping=False)
         pipeline = _fit(chosen, final_rows, features, config, estimator)
-    calibration = calibration_table(y_valid, probabilities[chosen])
+        if test is not None:
+            test_scores[chosen + "_refit"] = _predict(pipeline, test, features)
+            test_metrics[chosen + "_refit"] = evaluate(y_test, test_scores[chosen + "_refit"])
+    if test is not None:
+        final_raw = test_scores.get(chosen + "_refit", test_scores[chosen])
+        evaluation_name, labels_eval = "test", y_test
+    else:
+        final_raw = valid_scores[chosen]  # in-sample for the calibrator: flagged as such
+        evaluation_name, labels_eval = "validation", y_valid
+    calibrated = final_raw if calibrator is None else calibrator.predict(final_raw)
+    calibrated_metrics = evaluate(labels_eval, calibrated)
+    if test is not None:
+        test_metrics[CALIBRATED] = calibrated_metrics
+    metrics_valid_calibrated = evaluate(
+        y_valid,
+        valid_scores[chosen] if calibrator is None else calibrator.predict(valid_scores[chosen]),
+    )
+    calibration = calibration_table(labels_eval, calibrated)
+    raw_calibration = calibration_table(labels_eval, final_raw)
+
+    drift_rows = (
+        latest_snapshot(snapshots, config)
+        if config.drift_baseline == "scoring_snapshot"
+        else final_rows
+    )
+    observed = replace(  # the derived BTYD features follow from the observed ones
+        features,
+        numeric_log=tuple(c for c in features.numeric_log if c not in BTYD_FEATURES),
+        numeric=tuple(c for c in features.numeric if c not in BTYD_FEATURES),
+    )
     baseline = build_baselines(
-        final_rows, features, drift_config or DriftConfig(), random_state=config.random_state
+        drift_rows, observed, drift_config or DriftConfig(), random_state=config.random_state
     )
     window = data.window() | {
-        "rows_used_for_final_fit": min(len(final_rows), config.max_train_rows)
+        "rows_used_for_final_fit": min(len(final_rows), config.max_train_rows),
+        "btyd_fit_snapshot_date": cutoff.isoformat() if btyd_params else None,
+        "evaluated_on": evaluation_name,
+        "drift_baseline_rows": len(drift_rows),
+        "validation_rows_evaluated": evaluation_rows["validation"],
+        "test_rows_evaluated": evaluation_rows["test"],
     }
     model = ChurnModel(
         pipeline=pipeline,
@@ -394,17 +670,38 @@ def train_churn_model(
         drift_baseline=baselines_to_dict(baseline),
         config=asdict(config),
         refit_on_all_labelled=config.refit_on_all_labelled,
+        btyd_params={name: params.to_dict() for name, params in btyd_params.items()},
+        calibrator=calibrator,
+        test_metrics=test_metrics,
     )
-    candidates = pd.DataFrame([{"model_type": m, **metrics[m]} for m in config.models])
-    candidates["chosen"] = candidates["model_type"] == chosen
+    rows = [
+        _candidate_row(name, kinds[name], metrics[name], test_metrics.get(name))
+        for name in valid_scores
+    ]
+    rows.append(
+        _candidate_row(
+            f"{chosen} ({CALIBRATED}, {config.calibration})",
+            CALIBRATED,
+            metrics_valid_calibrated,
+            test_metrics.get(CALIBRATED),
+        )
+    )
+    candidates = pd.DataFrame(rows)
+    candidates["chosen"] = candidates["candidate"] == chosen
     log.info("churn model: %s, validation ROC-AUC %.4f", chosen, metrics[chosen]["roc_auc"])
+    evaluation_scores = dict(test_scores if test is not None else valid_scores)
+    evaluation_scores[CALIBRATED] = calibrated
     return ChurnTrainingResult(
         model,
         candidates,
         calibration,
         data,
         np.asarray(y_valid, dtype=np.int64),
-        probabilities[chosen],
+        valid_scores[chosen],
+        evaluation_name,
+        np.asarray(labels_eval, dtype=np.int64),
+        evaluation_scores,
+        raw_calibration,
     )
 
 
@@ -413,6 +710,19 @@ def risk_bands(probability: np.ndarray, config: ChurnConfig | None = None) -> np
     config = config or ChurnConfig()
     positions = np.searchsorted(np.asarray(config.risk_band_edges), probability, side="right")
     return np.asarray(config.risk_band_labels, dtype=object)[positions]
+
+
+def at_risk_threshold(probability: np.ndarray, config: ChurnConfig | None = None) -> float:
+    """The churn probability from which a scored person is at risk (``ChurnConfig.at_risk_rule``):
+    ``threshold``: ``risk_threshold``; ``top_share``: the probability of the person ranked
+    ceil(``at_risk_top_share`` x persons) by descending probability, so that share (plus any
+    ties at the boundary) is at risk."""
+    config = config or ChurnConfig()
+    p = np.asarray(probability, dtype=np.float64)
+    if config.at_risk_rule == "threshold" or not len(p):
+        return float(config.risk_threshold)
+    rank = max(1, math.ceil(config.at_risk_top_share * len(p)))
+    return float(np.sort(p)[::-1][rank - 1])
 
 
 def score_churn(
@@ -450,7 +760,7 @@ def score_churn(
             "person_id": frame[config.id_column].to_numpy(),
             "churn_probability": probability,
             "risk_band": pd.Series(risk_bands(probability, config), dtype="str"),
-            "is_at_risk": probability >= config.risk_threshold,
+            "is_at_risk": probability >= at_risk_threshold(probability, config),
             "model_version": model.version or UNREGISTERED_VERSION,
             "as_of": pd.Timestamp(as_of),
         }

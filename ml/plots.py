@@ -104,6 +104,59 @@ def roc_curve_png(labels: np.ndarray, probability: np.ndarray) -> bytes:
     return _png(figure, DPI)
 
 
+def roc_curves_png(labels: np.ndarray, scores: dict[str, np.ndarray], where: str) -> bytes:
+    """ROC curves of several churn scores on the same rows (candidates and baselines side by
+    side), each with its AUC."""
+    figure = Figure(figsize=(4.6, 4.0))
+    axis = figure.subplots()
+    for index, (name, score) in enumerate(scores.items()):
+        false_positive, true_positive, _ = roc_curve(labels, score)
+        auc = roc_auc_score(labels, score)
+        axis.plot(
+            false_positive,
+            true_positive,
+            color=f"C{index}",
+            linewidth=1.2,
+            label=f"{name} ({auc:.3f})",
+        )
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="chance")
+    axis.set(
+        title=f"ROC curves ({where} snapshot)",
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
+    axis.legend(loc="lower right", fontsize="x-small")
+    figure.tight_layout()
+    return _png(figure, DPI)
+
+
+def reliability_png(raw: pd.DataFrame, calibrated: pd.DataFrame, where: str) -> bytes:
+    """Reliability diagram before and after calibration (``calibration_table`` deciles)."""
+    figure = Figure(figsize=(4, 3.6))
+    axis = figure.subplots()
+    axis.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
+    for table, name, color in ((raw, "raw", "C0"), (calibrated, "calibrated", "C1")):
+        axis.plot(
+            table["mean_predicted"],
+            table["observed_rate"],
+            marker="o",
+            color=color,
+            label=f"{name} (one point per decile)",
+        )
+    axis.set(
+        title=f"Calibration ({where} snapshot)",
+        xlabel="mean predicted churn probability",
+        ylabel="observed churn rate",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    axis.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    return _png(figure, DPI)
+
+
 def calibration_png(calibration: pd.DataFrame) -> bytes:
     """Reliability diagram: observed churn rate against mean predicted probability per bin
     (columns mean_predicted, observed_rate, rows), the diagonal being perfect calibration."""

@@ -199,10 +199,19 @@ class ModelRegistry:
             candidate_meta = self.metadata(version)
             current = self.current_version()
             candidate_value = _metric(candidate_meta, metric)
-            current_value = _metric(self.metadata(current), metric) if current else None
+            current_meta = self.metadata(current) if current else {}
+            current_value = _metric(current_meta, metric) if current else None
             promoted, reason = _decide(
                 version, current, candidate_value, current_value, tolerance, metric, force
             )
+            if current and not force and "test_metrics" not in current_meta:
+                # validated on the latest labelled snapshot, before the held-out test split
+                # (issue 23): its number describes another snapshot and cannot be compared
+                promoted = True
+                reason = (
+                    f"current model {current} was validated on another snapshot (before the "
+                    "held-out test split): its metric is not comparable"
+                )
             decision = PromotionDecision(
                 candidate=version,
                 previous=current,

@@ -48,7 +48,8 @@ CHURN_SCORES = MlTable(
         "is_at_risk": MlColumn(
             "BOOLEAN",
             "True when churn_probability reaches the at-risk threshold; these persons form the "
-            "churn_at_risk segment.",
+            "churn_at_risk segment. By default the threshold is the churn probability of the "
+            "top decile of scored persons (the rule is a setting; `segwh config` shows it).",
         ),
         "model_version": MlColumn(
             "VARCHAR", "Version of the churn model that produced the score (training time and id)."
@@ -113,7 +114,49 @@ CLUSTER_PROFILES = MlTable(
     },
 )
 
-ML_TABLES: tuple[MlTable, ...] = (CHURN_SCORES, PERSON_CLUSTERS, CLUSTER_PROFILES)
+CUSTOMER_LIFETIME_VALUES = MlTable(
+    "ml.customer_lifetime_values",
+    "Customer lifetime value of every person scored at the run's as_of: the completed orders "
+    "the person is expected to place in the next horizon_days (a BG/NBD model of their order "
+    "history) times the expected value of an order (a Gamma-Gamma model: their own average "
+    "order value, shrunk towards everyone's). Undiscounted. One row per person of the churn "
+    "scoring population.",
+    {
+        "person_id": MlColumn("VARCHAR", "The person (the key of person_features)."),
+        "expected_orders": MlColumn(
+            "DOUBLE", "Expected number of completed orders in the horizon after as_of."
+        ),
+        "expected_order_value": MlColumn(
+            "DOUBLE", "Expected value of one order (the shop's currency)."
+        ),
+        "p_alive": MlColumn(
+            "DOUBLE",
+            "Probability (0 to 1) that the person is still an active buyer at as_of, from "
+            "their order history alone.",
+        ),
+        "clv": MlColumn(
+            "DOUBLE",
+            "Expected spend in the horizon after as_of: expected_orders x expected_order_value.",
+        ),
+        "is_top_value": MlColumn(
+            "BOOLEAN",
+            "True for the persons with the highest clv, a fixed share of them (the top 10% by "
+            "default; `segwh config` shows it).",
+        ),
+        "horizon_days": MlColumn("INTEGER", "The days after as_of the value covers."),
+        "model_version": MlColumn(
+            "VARCHAR", "Version of the CLV models (fit date and an id of their parameters)."
+        ),
+        "as_of": MlColumn("TIMESTAMP", "The instant (UTC) the value describes."),
+    },
+)
+
+ML_TABLES: tuple[MlTable, ...] = (
+    CHURN_SCORES,
+    PERSON_CLUSTERS,
+    CLUSTER_PROFILES,
+    CUSTOMER_LIFETIME_VALUES,
+)
 """Every table the ml package writes to the warehouse."""
 
 CHURN_SCORES_TABLE = CHURN_SCORES.name
@@ -122,6 +165,12 @@ CHURN_SCORE_COLUMNS: dict[str, str] = {
     name: column.type for name, column in CHURN_SCORES.columns.items()
 }
 """One row per scored person (``ml.churn.score_churn``); every column is NOT NULL."""
+
+CLV_TABLE = CUSTOMER_LIFETIME_VALUES.name
+CLV_COLUMNS: dict[str, str] = {
+    name: column.type for name, column in CUSTOMER_LIFETIME_VALUES.columns.items()
+}
+"""One row per scored person (``ml.clv.score_clv``); every column is NOT NULL."""
 
 
 def create_table_sql(table: str, columns: dict[str, str], *, replace: bool = True) -> str:

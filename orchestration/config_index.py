@@ -35,6 +35,7 @@ from warehouse.settings import DBT_PROJECT_DIR, PROJECT_DIR, effective_environme
 ML_CONFIGS = (
     ml_config.ClusteringConfig,
     ml_config.ChurnConfig,
+    ml_config.ClvConfig,
     ml_config.DriftConfig,
     ml_config.FeatureConfig,
     ml_config.PreprocessingConfig,

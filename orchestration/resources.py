@@ -148,9 +148,12 @@ class ModelStoreResource(dg.ConfigurableResource):
     """The folder of the trained models: the churn model registry and the clustering state."""
 
     path: str = Field(description="Folder of the model registry and the clustering state.")
-    churn_at_risk_threshold: float = Field(
-        default=ChurnConfig.risk_threshold,
-        description="Persons with a churn probability at or above this are at risk.",
+    churn_at_risk_threshold: float | None = Field(
+        default=None,
+        description=(
+            "Persons with a churn probability at or above this are at risk; None: the rule of "
+            "ChurnConfig.at_risk_rule (default: the top ChurnConfig.at_risk_top_share)."
+        ),
     )
 
     def registry(self) -> ModelRegistry:
@@ -161,7 +164,9 @@ class ModelStoreResource(dg.ConfigurableResource):
         return Path(self.path) / "clustering" / "state.bin"
 
     def churn_config(self) -> ChurnConfig:
-        return ChurnConfig(risk_threshold=self.churn_at_risk_threshold)
+        if self.churn_at_risk_threshold is None:
+            return ChurnConfig()
+        return ChurnConfig(at_risk_rule="threshold", risk_threshold=self.churn_at_risk_threshold)
 
 
 class PrivacyResource(dg.ConfigurableResource):

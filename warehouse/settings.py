@@ -215,8 +215,8 @@ ENVIRONMENT_VARIABLES = (
         "SEGWH_CHURN_AT_RISK_THRESHOLD",
         "churn_at_risk_threshold",
         "",
-        "churn probability from which a person is at risk; empty: ChurnConfig.risk_threshold "
-        "in ml/config.py",
+        "churn probability from which a person is at risk; empty: ChurnConfig.at_risk_rule in "
+        "ml/config.py (default: the top ChurnConfig.at_risk_top_share of scored persons)",
         parse=float,
     ),
     EnvironmentVariable(

@@ -9,9 +9,12 @@ the ``ml`` schema, which BI tools get through serving/published_segments:
   is not worse than the current one (nightly);
 - ``ml/churn_scores``: scores marts.churn_scoring_snapshot (snapshot 0, as_of) with the current
   model (nightly and sensor runs): ml.churn_scores, read back by dbt for the churn_at_risk
-  segment.
+  segment;
+- ``ml/customer_lifetime_values``: BG/NBD x Gamma-Gamma CLV of the scoring snapshot's persons,
+  with its backtest on marts.churn_snapshots: ml.customer_lifetime_values.
 
-Drift checks (severity WARN): churn features against the current model's training baseline,
+Drift checks (severity WARN): churn features against the current model's baseline (the
+scoring snapshot at training time: like with like),
 cluster shares and segment shares against the previous run.
 """
 
@@ -21,13 +24,31 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from ml.churn import InsufficientHistoryError, score_churn, train_churn_model
+from ml.churn import (
+    InsufficientHistoryError,
+    at_risk_threshold,
+    score_churn,
+    train_churn_model,
+)
 from ml.clustering import ClusterState, fit_clusters
-from ml.config import CLUSTERING_FEATURES, ClusteringConfig, DriftConfig, FeatureConfig
+from ml.clv import InsufficientClvHistoryError, backtest_clv, fit_clv, score_clv
+from ml.config import (
+    CLUSTERING_FEATURES,
+    ClusteringConfig,
+    ClvConfig,
+    DriftConfig,
+    FeatureConfig,
+)
 from ml.drift import classify_psi, feature_drift, share_psi
-from ml.plots import calibration_png, clustering_pngs, roc_curve_png, score_histogram_png
+from ml.plots import clustering_pngs, reliability_png, roc_curves_png, score_histogram_png
 from ml.registry import NoCurrentModelError
-from ml.schemas import CHURN_SCORE_COLUMNS, CHURN_SCORES_TABLE, create_table_sql
+from ml.schemas import (
+    CHURN_SCORE_COLUMNS,
+    CHURN_SCORES_TABLE,
+    CLV_COLUMNS,
+    CLV_TABLE,
+    create_table_sql,
+)
 from orchestration.metadata import OWNER, markdown_frame, png_metadata, tidy_metadata
 from orchestration.resources import ModelStoreResource, WarehouseResource
 from warehouse.connection import table_exists
@@ -40,6 +61,7 @@ SEGMENT_HISTORY = dg.AssetKey(["marts", "segment_membership_history"])
 PERSON_CLUSTERS = dg.AssetKey(["ml", "person_clusters"])
 CHURN_MODEL = dg.AssetKey(["ml", "churn_model"])
 CHURN_SCORES = dg.AssetKey(["ml", "churn_scores"])
+CUSTOMER_LIFETIME_VALUES = dg.AssetKey(["ml", "customer_lifetime_values"])
 
 
 class ClusteringRunConfig(dg.Config):
@@ -198,6 +220,10 @@ def churn_model(
     decision = registry.promote(model, tolerance=config.promotion_tolerance)
     metrics = result.model.metrics
     labels, probability = result.validation_labels, result.validation_probability
+    where = result.evaluation_name
+    scores = result.evaluation_scores
+    test = result.model.test_metrics
+    calibrated = test.get("calibrated", {})
     return dg.MaterializeResult(
         metadata=tidy_metadata(
             {
@@ -211,24 +237,34 @@ def churn_model(
                 "validation_pr_auc": metrics["pr_auc"],
                 "validation_brier": metrics["brier"],
                 "validation_lift_top_decile": metrics["lift_top_decile"],
-                "candidates": markdown_frame(result.candidates),
+                "test_roc_auc": calibrated.get("roc_auc"),
+                "test_mean_predicted": calibrated.get("mean_predicted"),
+                "test_observed_rate": calibrated.get("base_rate"),
+                "test_calibration_error": calibrated.get("calibration_error"),
+                "candidates": markdown_frame(result.candidates.round(4)),
+                "btyd_params": dg.MetadataValue.json(_json_safe(result.model.btyd_params)),
                 "calibration": markdown_frame(result.calibration),
                 "training_window": dg.MetadataValue.json(_json_safe(result.model.training_window)),
                 "features": list(result.model.features.columns),
                 "roc_curve": _plot(
-                    context, "roc_curve", "ROC curve", roc_curve_png(labels, probability)
+                    context,
+                    "roc_curve",
+                    f"ROC curves, candidates and baselines ({where} snapshot)",
+                    roc_curves_png(result.evaluation_labels, scores, where),
                 ),
                 "calibration_plot": _plot(
                     context,
                     "calibration_plot",
-                    "calibration (reliability diagram)",
-                    calibration_png(result.calibration),
+                    f"calibration, raw and calibrated (reliability diagram, {where} snapshot)",
+                    reliability_png(result.raw_calibration, result.calibration, where),
                 ),
                 "score_histogram": _plot(
                     context,
                     "score_histogram",
                     "churn scores by outcome",
-                    score_histogram_png(labels, probability, config.risk_threshold),
+                    score_histogram_png(
+                        labels, probability, at_risk_threshold(probability, config)
+                    ),
                 ),
             }
         )
@@ -285,6 +321,13 @@ def churn_scores(
     else:
         metadata |= {
             "model_version": str(scores["model_version"].iloc[0]),
+            "at_risk_rule": (
+                f"top {config.at_risk_top_share:.0%} of scored persons"
+                if config.at_risk_rule == "top_share"
+                else f"churn_probability >= {config.risk_threshold}"
+            ),
+            "at_risk_threshold": at_risk_threshold(scores["churn_probability"].to_numpy(), config),
+            "mean_churn_probability": float(scores["churn_probability"].mean()),
             "at_risk": int(scores["is_at_risk"].sum()),
             "at_risk_share": float(scores["is_at_risk"].mean()),
             "risk_bands": markdown_frame(
@@ -292,6 +335,59 @@ def churn_scores(
             ),
         }
     return dg.MaterializeResult(metadata=tidy_metadata(metadata))
+
+
+@dg.asset(
+    key=CUSTOMER_LIFETIME_VALUES,
+    deps=[CHURN_SCORING_SNAPSHOT, CHURN_SNAPSHOTS],
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"python", "scipy", "duckdb"},
+    description=(
+        "Customer lifetime value of every person of the scoring snapshot (ml.clv): a BG/NBD "
+        "model of their completed orders times a Gamma-Gamma model of order value, both fitted "
+        "on the snapshot, over ClvConfig.horizon_days; the top 10% flagged is_top_value. "
+        "Writes ml.customer_lifetime_values with the models' version. The metadata holds the "
+        "backtest on marts.churn_snapshots (fitted one horizon before the latest snapshot, "
+        "compared with the spend made since): MAE, correlation, top-decile capture."
+    ),
+)
+def customer_lifetime_values(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    config = ClvConfig()
+    snapshot = _read(warehouse, "SELECT * FROM marts.churn_scoring_snapshot")
+    metadata: dict[str, object] = {}
+    try:
+        model = fit_clv(snapshot, config)
+        values = score_clv(model, snapshot, config)
+    except InsufficientClvHistoryError as exc:
+        context.log.warning("no customer lifetime values: %s", exc)
+        values, metadata["reason"] = pd.DataFrame(), str(exc)
+    else:
+        metadata |= {
+            "model_version": model.version,
+            "models": dg.MetadataValue.json(_json_safe(model.describe())),
+            "total_clv": float(values["clv"].sum()),
+            "top_value_share_of_clv": float(
+                values.loc[values["is_top_value"], "clv"].sum() / max(values["clv"].sum(), 1e-9)
+            ),
+        }
+    try:
+        history = _read(warehouse, "SELECT * FROM marts.churn_snapshots")
+        metadata["backtest"] = dg.MetadataValue.json(_json_safe(backtest_clv(history, config)))
+    except InsufficientClvHistoryError as exc:
+        metadata["backtest"] = f"not computed: {exc}"
+    with warehouse.connect() as con:  # the table is ours: its columns are ml.schemas'
+        con.execute("BEGIN")
+        con.execute(create_table_sql(CLV_TABLE, CLV_COLUMNS))
+        if not values.empty:
+            con.register("clv_values", values)
+            con.execute(f"INSERT INTO {CLV_TABLE} BY NAME SELECT * FROM clv_values")
+        con.execute("COMMIT")
+    return dg.MaterializeResult(
+        metadata=tidy_metadata({"dagster/row_count": len(values), **metadata})
+    )
 
 
 def _drift_result(
@@ -429,6 +525,12 @@ def person_clusters_withdrawals_removed(warehouse: WarehouseResource) -> dg.Mate
 
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[person_clusters, churn_model, churn_scores, person_clusters_withdrawals_removed],
+        assets=[
+            person_clusters,
+            churn_model,
+            churn_scores,
+            customer_lifetime_values,
+            person_clusters_withdrawals_removed,
+        ],
         asset_checks=[churn_feature_drift, cluster_share_drift, segment_share_drift],
     )

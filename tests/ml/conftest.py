@@ -140,3 +140,83 @@ def person_features(n: int = 300, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def person_table() -> Callable[..., pd.DataFrame]:
     return person_features
+
+
+def activity_snapshots(
+    n_persons: int = 3000, seed: int = 0, n_snapshots: int = 9, days: int = 420
+) -> pd.DataFrame:
+    """Snapshots shaped like marts.churn_snapshots (same column names), simulated day by day.
+
+    Each person is born on a random day, starts sessions at a personal daily rate, orders in a
+    personal share of sessions (spend per order Gamma-distributed around a personal mean) and
+    drops out after an exponential lifetime; engaged visitors (many sessions) stay longer. So
+    sessions carry information the order history alone (what a BTYD model sees) lacks.
+    Snapshots every 30 days back from the last day (snapshot_number 0); a snapshot is labelled
+    when 90 days have passed: churned = no session and no order in the 90 days after it.
+    """
+    rng = np.random.default_rng(seed)
+    birth = rng.integers(0, days - 60, n_persons)
+    session_rate = rng.gamma(1.5, 0.06, n_persons)
+    lifetime = rng.exponential(40 + 1500 * session_rate)
+    order_share = rng.beta(1.0, 5.0, n_persons)
+    order_value = rng.gamma(4.0, 15.0, n_persons)
+    day = np.arange(days)
+    alive = (day[None, :] >= birth[:, None]) & (day[None, :] < (birth + lifetime)[:, None])
+    sessions = rng.poisson(session_rate[:, None] * alive)
+    orders = rng.binomial(sessions, order_share[:, None])
+    spend = rng.gamma(np.maximum(orders, 1) * 4.0, order_value[:, None] / 4.0) * (orders > 0)
+    active = (sessions > 0) | (orders > 0)
+    cum_sessions, cum_orders, cum_spend = (np.cumsum(m, axis=1) for m in (sessions, orders, spend))
+
+    def last_day(mask: np.ndarray) -> np.ndarray:
+        return np.maximum.accumulate(np.where(mask, day[None, :], -1), axis=1)
+
+    last_session, last_order, last_activity = (
+        last_day(m) for m in (sessions > 0, orders > 0, active)
+    )
+    first_activity = np.where(active.any(axis=1), active.argmax(axis=1), days)
+    as_of = pd.Timestamp("2026-11-01")
+    frames = []
+    for number in range(n_snapshots):
+        d = days - 1 - 30 * number
+        present = last_activity[:, d] >= 0
+        labelled = 30 * number >= 90
+        future = active[:, d + 1 : d + 91].any(axis=1) if labelled else None
+
+        def window(cum: np.ndarray, width: int, d: int = d) -> np.ndarray:
+            return cum[:, d] - (cum[:, d - width] if d - width >= 0 else 0)
+
+        frame = pd.DataFrame(
+            {
+                "person_id": [f"p{i:05d}" for i in range(n_persons)],
+                "snapshot_at": as_of - pd.Timedelta(days=30 * number),
+                "snapshot_number": number,
+                "churned": pd.array(~future if labelled else [pd.NA] * n_persons, dtype="boolean"),
+                "churn_horizon_days": 90,
+                "days_since_last_activity": d - last_activity[:, d],
+                "days_since_last_session": pd.array(
+                    np.where(last_session[:, d] >= 0, d - last_session[:, d], -1), dtype="Int32"
+                ),
+                "days_since_last_order": pd.array(
+                    np.where(last_order[:, d] >= 0, d - last_order[:, d], -1), dtype="Int32"
+                ),
+                "days_since_first_activity": d - first_activity,
+                "session_count": cum_sessions[:, d],
+                "session_count_30d": window(cum_sessions, 30),
+                "session_count_90d": window(cum_sessions, 90),
+                "completed_orders": cum_orders[:, d],
+                "completed_orders_90d": window(cum_orders, 90),
+                "lifetime_spend": cum_spend[:, d].round(2),
+                "spend_90d": window(cum_spend, 90).round(2),
+                "as_of": as_of,
+            }
+        )
+        for column in ("days_since_last_session", "days_since_last_order"):
+            frame.loc[frame[column] < 0, column] = pd.NA
+        frames.append(frame.loc[present])
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="session")
+def activity() -> Callable[..., pd.DataFrame]:
+    return activity_snapshots

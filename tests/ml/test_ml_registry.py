@@ -14,7 +14,7 @@ from ml.config import ChurnConfig
 from ml.drift import feature_drift
 from ml.registry import ModelRegistry, NoCurrentModelError
 
-CONFIG = ChurnConfig(models=("logistic_regression",))
+CONFIG = ChurnConfig(models=("logistic_regression",), test_snapshots=0)
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +137,28 @@ def test_load_current_scores_with_the_promoted_version(tmp_path, trained):
     report = feature_drift(registry.metadata(kept.version)["drift_baseline"], scoring)
     assert set(report.features["feature"]) == set(model.features.columns)
     assert report.recommendation in {"ok", "warn", "retrain"}
+
+
+def test_a_model_from_before_the_test_split_is_replaced_and_still_loads(tmp_path, trained):
+    """Upgrade: the current model was saved before the held-out test split and the new fields
+    existed. It still unpickles and scores; its validation metric (another snapshot) is not
+    compared with the candidate's, so the candidate is promoted whatever the numbers."""
+    data, model = trained
+    registry = ModelRegistry(tmp_path / "churn")
+    old = registry.register(with_auc(model, 0.99), created_at=at(0))
+    registry.promote(old)
+    meta_path = tmp_path / "churn" / "versions" / old.version / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["test_metrics"]
+    meta_path.write_text(json.dumps(meta))
+    state = dict(model.__dict__)
+    for name in ("btyd_params", "calibrator", "test_metrics"):
+        del state[name]
+    unpickled = type(model).__new__(type(model))
+    unpickled.__setstate__(state)
+    assert unpickled.calibrator is None and unpickled.btyd_params == {}
+    assert len(score_churn(unpickled, latest_snapshot(data))) == 300
+
+    decision = registry.promote(registry.register(with_auc(model, 0.6), created_at=at(1)))
+
+    assert decision.promoted and "not comparable" in decision.reason
