@@ -411,8 +411,8 @@ def recover_interrupted_publish(serving_dir: Path) -> dict | None:
 def remove_publish_debris(serving_dir: Path) -> list[str]:
     """Delete the temporary files and folders of interrupted publishes and erasures (hidden
     names: readers never open them): a half-written DuckDB copy and its WAL, a half-written
-    Parquet folder, a symlink not yet renamed, a Parquet version never switched in. Only one run at a time writes the serving folder,
-    so none of them belongs to a live writer."""
+    Parquet folder, a symlink not yet renamed, a Parquet version never switched in. Only one
+    run at a time writes the serving folder, so none of them belongs to a live writer."""
     removed = []
     if serving_dir.is_dir():
         for path in serving_dir.glob(f".{PUBLISHED_DUCKDB}.*"):
