@@ -232,9 +232,25 @@ def _erase(args: argparse.Namespace, settings: Settings) -> int:
     (one writer on the warehouse) and is visible in the UI like any run."""
     from orchestration.defs.privacy import ERASURE_OP
 
-    config = {"customer_id": args.customer_id or "", "email": args.email or ""}
+    config = {"customer_id": args.customer_id or "", "email_pseudonym": ""}
+    if args.email is not None:  # only its keyed hash enters Dagster's run storage
+        config["email_pseudonym"] = _email_pseudonym(args.email)
     args.job = "erase_person"
     return _run(args, settings, {ERASURE_OP: {"config": config}})
+
+
+def _email_pseudonym(email: str) -> str:
+    """The keyed hash of an email (``-``: read from standard input, off the shell history)."""
+    from privacy.erasure import normalized_email
+    from privacy.pseudonyms import key_from_environment, pseudonym
+
+    address = sys.stdin.readline() if email == "-" else email
+    return pseudonym(normalized_email(address), key_from_environment())
+
+
+def _pseudonym(args: argparse.Namespace, settings: Settings) -> int:
+    print(_email_pseudonym(args.email))
+    return 0
 
 
 def _config(args: argparse.Namespace, settings: Settings) -> int:
@@ -393,11 +409,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subject = erase.add_mutually_exclusive_group(required=True)
     subject.add_argument("--customer-id", help="CRM customer id of the person")
-    subject.add_argument("--email", help="email of the person (case-insensitive)")
+    subject.add_argument(
+        "--email",
+        help="email of the person (case-insensitive; `-` reads it from standard input); only "
+        "its keyed hash is passed to the run",
+    )
     erase.add_argument(
         "--log-level", default="INFO", help="Dagster's console log level with --verbose"
     )
     erase.set_defaults(handler=_erase)
+
+    hashed = commands.add_parser(
+        "pseudonym",
+        help="the keyed hash of an email, for the erase_person job's email_pseudonym (UI)",
+    )
+    hashed.add_argument("--email", required=True, help="the address (`-`: standard input)")
+    hashed.set_defaults(handler=_pseudonym)
 
     summary = commands.add_parser("summary", help="rows per table of the warehouse")
     summary.set_defaults(handler=_summary)

@@ -44,7 +44,7 @@ DERIVED_SCHEMAS = ("staging", "intermediate", "marts", "ml")
 
 
 class ErasureRequestError(ValueError):
-    """The request names no subject, or both a customer id and an email."""
+    """The request names no subject, or more than one."""
 
 
 @dataclass
@@ -134,6 +134,17 @@ def _subject_identifiers(
     return customers, anonymous
 
 
+def _email_with_pseudonym(con: duckdb.DuckDBPyConnection, hashed: str, key: bytes) -> str | None:
+    """The CRM email (normalized) whose keyed hash is ``hashed``; None when no customer has it
+    (the hash is still suppressed for later loads)."""
+    if not table_exists(con, "raw", "crm_customers"):
+        return None
+    emails = con.execute(
+        "SELECT DISTINCT lower(trim(email)) FROM raw.crm_customers WHERE email IS NOT NULL"
+    ).fetchall()
+    return next((e for (e,) in emails if pseudonym(e, key) == hashed), None)
+
+
 def _known_customers(con: duckdb.DuckDBPyConnection, customers: list[str]) -> int:
     """How many of ``customers`` the raw layer knows (CRM snapshot or events)."""
     if not customers:
@@ -164,16 +175,29 @@ def erase_in_warehouse(
     *,
     customer_id: str | None = None,
     email: str | None = None,
+    email_pseudonym: str | None = None,
     request_id: str | None = None,
 ) -> ErasureReport:
     """Erase one customer from the working warehouse and suppress their identifiers, in one
-    transaction. ``erase_person`` also cleans the published outputs and records the request."""
-    if (customer_id is None) == (email is None) or not (customer_id or email or "").strip():
-        raise ErasureRequestError("an erasure request names exactly one customer_id or email")
+    transaction. ``erase_person`` also cleans the published outputs and records the request.
+
+    The subject is a customer id, an email, or the keyed hash of an email
+    (``email_pseudonym``, what the ``erase_person`` job takes: the address itself never enters
+    Dagster's run storage); the address is then found in the raw CRM snapshot by its hash."""
+    subjects = [s for s in (customer_id, email, email_pseudonym) if s is not None]
+    if len(subjects) != 1 or not subjects[0].strip():
+        raise ErasureRequestError(
+            "an erasure request names exactly one customer_id, email or email_pseudonym"
+        )
     request_id = request_id or uuid.uuid4().hex
-    subject_type = "email" if email is not None else "customer_id"
-    subject = normalized_email(email) if email is not None else customer_id.strip()
-    report = ErasureReport(request_id, subject_type, pseudonym(subject, key), 0)
+    subject_type = "customer_id" if customer_id is not None else "email"
+    if email_pseudonym is not None:
+        subject_hash = email_pseudonym.strip()
+        email = _email_with_pseudonym(con, subject_hash, key)
+    else:
+        subject = normalized_email(email) if email is not None else customer_id.strip()
+        subject_hash = pseudonym(subject, key)
+    report = ErasureReport(request_id, subject_type, subject_hash, 0)
 
     ensure_privacy_tables(con)
     con.execute("BEGIN TRANSACTION")

@@ -49,9 +49,14 @@ def erase_in_serving(
     postgres_url: str = "",
     postgres_schema: str = "segments",
     online: online_store.OnlineStore | None = None,
+    storage_version: str = "",
 ) -> dict[str, int]:
     """Remove the subject of the last ``erase_in_warehouse`` on ``con`` (its temp tables name
-    the persons and pseudonyms) from the published outputs; returns rows removed per output."""
+    the persons and pseudonyms) from the published outputs; returns rows removed per output.
+
+    The published DuckDB file is rewritten, not patched: deleted rows stay in the free blocks of
+    a patched file, so the rows that remain are copied into a fresh file (in
+    ``storage_version``, as a publish writes it) that replaces it."""
     removed: dict[str, int] = {}
     if online is not None:
         _erase_online(con, online, removed)
@@ -75,9 +80,18 @@ def erase_in_serving(
                         removed,
                         label=f"duckdb:{table}",
                     )
+            compacted = serving_dir / f".{PUBLISHED_DUCKDB}.erasure-compacted.tmp"
+            compacted.unlink(missing_ok=True)
+            version = f" (STORAGE_VERSION '{storage_version}')" if storage_version else ""
+            con.execute(f"ATTACH '{compacted}' AS compacted{version}")
+            try:
+                con.execute("COPY FROM DATABASE erasing TO compacted")
+            finally:
+                con.execute("DETACH compacted")
         finally:
             con.execute("DETACH erasing")
-        os.replace(temporary, published)
+        os.replace(compacted, published)
+        temporary.unlink()
     parquet_root = serving_dir / PARQUET_DIR
     if (parquet_root / CURRENT).exists():
         _erase_parquet(con, parquet_root, removed)
@@ -184,15 +198,19 @@ def erase_person(
     *,
     customer_id: str | None = None,
     email: str | None = None,
+    email_pseudonym: str | None = None,
     postgres_url: str = "",
     postgres_schema: str = "segments",
     online: online_store.OnlineStore | None = None,
+    storage_version: str = "",
 ) -> ErasureReport:
     """The whole erasure: warehouse, suppression list, published outputs, audit record.
 
     Idempotent: a repeated request removes what is left (nothing) and is recorded again."""
     requested_at = datetime.now(UTC)
-    report = erase_in_warehouse(con, key, customer_id=customer_id, email=email)
+    report = erase_in_warehouse(
+        con, key, customer_id=customer_id, email=email, email_pseudonym=email_pseudonym
+    )
     report.rows_removed.update(
         erase_in_serving(
             con,
@@ -200,6 +218,7 @@ def erase_person(
             postgres_url=postgres_url,
             postgres_schema=postgres_schema,
             online=online,
+            storage_version=storage_version,
         )
     )
     record_erasure(con, report, requested_at)

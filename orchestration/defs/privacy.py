@@ -97,10 +97,18 @@ def raw_events_retention(
 
 
 class ErasureRequestConfig(dg.Config):
-    """Exactly one of customer_id or email."""
+    """Exactly one of customer_id or email_pseudonym. There is no email field: run
+    configuration is kept in Dagster's run storage, so an address given here would outlive the
+    erasure. ``segwh erase --email`` hashes the address before it submits the run."""
 
     customer_id: str = Field(default="", description="CRM customer id of the person to erase.")
-    email: str = Field(default="", description="Email of the person to erase (case-insensitive).")
+    email_pseudonym: str = Field(
+        default="",
+        description=(
+            "Keyed hash of the person's email, lowercased and trimmed (what `segwh pseudonym "
+            "--email ADDRESS` prints; `segwh erase --email` computes it itself)."
+        ),
+    )
 
 
 # the op of job erase_person (run config: ops.erasure.config.customer_id / .email)
@@ -126,7 +134,7 @@ def erase_person_op(
     serving: ServingResource,
     online: OnlineStoreResource,
 ) -> None:
-    customer_id, email = config.customer_id.strip(), config.email.strip()
+    customer_id, email_pseudonym = config.customer_id.strip(), config.email_pseudonym.strip()
     with warehouse.connect() as con:  # erase_person refuses a request without exactly one
         privacy.install(con)
         report = erase_person(
@@ -134,10 +142,11 @@ def erase_person_op(
             privacy.key(),
             serving.folder,
             customer_id=customer_id or None,
-            email=email or None,
+            email_pseudonym=email_pseudonym or None,
             postgres_url=serving.postgres_url,
             postgres_schema=serving.postgres_schema,
             online=online.store() if online.enabled else None,
+            storage_version=serving.duckdb_storage_version,
         )
         warehouse_tables = [t for t, n in report.rows_removed.items() if n and ":" not in t]
         for event in _shrunk_table_materializations(con, warehouse_tables, "erasure"):
@@ -169,7 +178,8 @@ def erase_person_op(
 @dg.job(
     name="erase_person",
     description=(
-        "Right to be forgotten: run with config ops.erasure.config.customer_id (or .email). "
+        "Right to be forgotten: run with config ops.erasure.config.customer_id (or "
+        ".email_pseudonym, the keyed hash of the email). "
         "The CLI does the same: `segwh erase --customer-id ...` / `--email ...`."
     ),
 )
