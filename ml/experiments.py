@@ -42,6 +42,7 @@ import pandas as pd
 from scipy import stats
 
 from ml.config import ExperimentConfig
+from ml.schemas import EXPERIMENT_RESULTS
 
 METRICS: tuple[str, ...] = ("conversion", "revenue", "orders", "sessions")
 BINARY_METRICS: frozenset[str] = frozenset({"conversion"})
@@ -65,7 +66,10 @@ class ExperimentSpec:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return (self.primary_metric, *(m for m in self.secondary_metrics if m != self.primary_metric))
+        return (
+            self.primary_metric,
+            *(m for m in self.secondary_metrics if m != self.primary_metric),
+        )
 
 
 def parse_variants(text: str) -> tuple[tuple[str, int], ...]:
@@ -217,46 +221,7 @@ def power_now(var1, n1, var0, n0, effect, alpha) -> float:
 
 # --- the analysis of a table -----------------------------------------------------------------
 
-RESULT_COLUMNS: tuple[str, ...] = (
-    "experiment_key",
-    "metric",
-    "is_primary_metric",
-    "variant",
-    "is_control",
-    "persons",
-    "expected_share",
-    "observed_share",
-    "mean",
-    "variance",
-    "control_mean",
-    "test_method",
-    "absolute_lift",
-    "absolute_lift_ci_low",
-    "absolute_lift_ci_high",
-    "relative_lift",
-    "relative_lift_ci_low",
-    "relative_lift_ci_high",
-    "p_value",
-    "p_value_adjusted",
-    "cuped_absolute_lift",
-    "cuped_ci_low",
-    "cuped_ci_high",
-    "cuped_p_value",
-    "cuped_p_value_adjusted",
-    "cuped_variance_reduction",
-    "correction",
-    "srm_p_value",
-    "is_srm_blocked",
-    "planned_persons_per_variant",
-    "has_reached_planned_size",
-    "minimum_detectable_effect",
-    "power_at_mde",
-    "persons_needed_for_mde",
-    "days_to_mde",
-    "is_significant",
-    "status",
-    "as_of",
-)
+RESULT_COLUMNS: tuple[str, ...] = tuple(EXPERIMENT_RESULTS.columns)
 WITHHELD_WHEN_BLOCKED: tuple[str, ...] = (
     "absolute_lift",
     "absolute_lift_ci_low",
@@ -285,11 +250,12 @@ def analyze_experiment(
     persons: pd.DataFrame,
     spec: ExperimentSpec,
     as_of: datetime,
-    config: ExperimentConfig = ExperimentConfig(),
+    config: ExperimentConfig | None = None,
     withhold_blocked: bool = True,
 ) -> pd.DataFrame:
     """The result rows of one experiment (columns ``RESULT_COLUMNS``) from its exposed persons
     (columns variant, ``<metric>`` and ``pre_<metric>`` for each metric analysed)."""
+    config = config or ExperimentConfig()
     names = [name for name, _ in spec.variants]
     weights = [weight for _, weight in spec.variants]
     counts = [int((persons["variant"] == name).sum()) for name in names]
@@ -418,11 +384,12 @@ def analyze_experiments(
     persons: pd.DataFrame,
     specs: Sequence[ExperimentSpec],
     as_of: datetime,
-    config: ExperimentConfig = ExperimentConfig(),
+    config: ExperimentConfig | None = None,
     withhold_blocked: bool = True,
 ) -> pd.DataFrame:
     """Every experiment's result rows (``analyze_experiment``); experiments without exposed
     persons are left out."""
+    config = config or ExperimentConfig()
     frames = []
     for spec in specs:
         subset = persons[persons["experiment_key"] == spec.key]

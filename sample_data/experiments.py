@@ -34,8 +34,8 @@ VARIANTS = ("control", "treatment")
 LIFT, NULL, SRM = "exp_checkout_v2", "exp_reco_carousel", "exp_free_shipping_banner"
 # the seed's layer shares of the three experiments (layer web: 0-50, 50-75, 75-100)
 LAYER_SHARES = {LIFT: 0.50, NULL: 0.25, SRM: 0.25}
-TRUE_LIFT = 0.6  # relative lift of conversion in exp_checkout_v2
-SRM_TREATMENT_SHARE = 0.6  # drawn share of treatment in exp_free_shipping_banner (configured 0.5)
+TRUE_LIFT = 1.0  # relative lift of conversion in exp_checkout_v2
+SRM_TREATMENT_SHARE = 0.7  # drawn share of treatment in exp_free_shipping_banner (configured 0.5)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def plant_experiments(
         rates = [float(conv[variant == v].mean()) if (variant == v).any() else None for v in (0, 1)]
         truth[key] = {
             "layer": "web",
-            "exposed_persons": int(len(members)),
+            "exposed_persons": len(members),
             "persons_by_variant": {
                 name: int((variant == v).sum()) for v, name in enumerate(VARIANTS)
             },

@@ -143,6 +143,7 @@ PLOTS = {
     dg.AssetKey(["marts", "funnel_steps"]): ["funnel_per_day_plot"],
     dg.AssetKey(["ml", "person_clusters"]): ["selection_plot", "projection_plot"],
     dg.AssetKey(["ml", "churn_model"]): ["roc_curve", "calibration_plot", "score_histogram"],
+    dg.AssetKey(["ml", "experiment_results"]): ["lift_with_intervals"],
 }
 
 
@@ -209,6 +210,7 @@ def _ml_results(settings: Settings, result, evaluations) -> dict[str, int]:
             row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         }
     assert {"person_clusters", "cluster_profiles", "churn_scores", "content_decisions"} <= tables
+    assert {"experiment_results", "experiment_assignments", "experiment_exposures"} <= tables
     # only the listed tables, documented from the dbt models and ml/schemas.py (whose columns
     # must be those the ml assets write): no ML training table reaches BI
     assert not tables & {"churn_snapshots", "churn_scoring_snapshot"}
