@@ -126,7 +126,7 @@ EXPERIMENT_RESULTS = MlTable(
     "sample-ratio check; an experiment failing that check (status blocked_srm) shows no lift "
     "or p-value at all. README, Experiments.",
     {
-        "experiment_key": MlColumn("VARCHAR", "The experiment (key of the experiments seed)."),
+        "experiment_key": MlColumn("VARCHAR", "The experiment (its key among the experiments)."),
         "metric": MlColumn("VARCHAR", "conversion, revenue, orders or sessions (per person)."),
         "is_primary_metric": MlColumn("BOOLEAN", "The experiment's primary metric."),
         "variant": MlColumn("VARCHAR", "The variant this row describes."),
