@@ -1,7 +1,8 @@
 {#- One row per exposed person and experiment: the first exposure (time and variant) and how
     often the person was exposed. Analysis counts a person from the first exposure on, in the
     variant of that exposure (intention to treat); persons who later reported another variant
-    are flagged (has_other_variants) and stay in their first variant.
+    are flagged (has_other_variants) and stay in their first variant. Only persons of
+    person_features (who consent to analytics) are counted.
 
     Exposures: every exposure of a person to an experiment of seed experiments, at or before as_of and
     within the experiment's start_at .. end_at, from the two sources the seed's
@@ -46,6 +47,13 @@ stitched_events as (
 assignments as (
 
     select * from {{ ref('experiment_assignments') }}
+
+),
+
+profiled_persons as (
+
+    -- only persons who may be analysed (analytics consent): those of person_features
+    select person_id from {{ ref('person_features') }}
 
 ),
 
@@ -122,6 +130,7 @@ exposures as (
         unioned.exposed_at >= experiments.start_at
         and unioned.exposed_at < experiments.end_at
         and unioned.exposed_at <= {{ as_of_timestamp() }}
+        and unioned.person_id in (select person_id from profiled_persons)
 
 ),
 
