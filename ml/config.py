@@ -301,3 +301,22 @@ class DriftConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.warn <= self.retrain:
             raise ValueError("need 0 <= warn <= retrain")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """How experiments are analysed (``ml.experiments.analyze_experiments``; README
+    "Experiments")."""
+
+    alpha: float = 0.05
+    """Two-sided significance level; confidence intervals are at 1 - alpha (95 %)."""
+    power: float = 0.8
+    """Power the minimum detectable effect is planned for (persons and days still needed)."""
+    srm_p_threshold: float = 0.001
+    """A sample-ratio-mismatch chi-square p-value below this blocks the experiment's results."""
+    correction: Literal["holm", "bonferroni"] = "holm"
+    """Multiple-variant correction of the p-values across an experiment's treatment variants
+    (per metric); significance uses the corrected p-value."""
+    use_cuped: bool = True
+    """Significance from the CUPED-adjusted comparison (pre-exposure period of the same metric)
+    instead of the plain one; both are reported."""

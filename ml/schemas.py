@@ -151,11 +151,98 @@ CUSTOMER_LIFETIME_VALUES = MlTable(
     },
 )
 
+EXPERIMENT_RESULTS = MlTable(
+    "ml.experiment_results",
+    "The results of every experiment with exposed persons, at the run's as_of: one row per "
+    "experiment, metric and variant (the control included, without lift). Persons count from "
+    "their first exposure, in the variant of that exposure. Lifts compare a variant with the "
+    "control: conversion with a two-proportion z-test, revenue, orders and sessions with "
+    "Welch's t-test, both plain and with CUPED (the same metric before the exposure as "
+    "covariate). p-values are corrected for several comparisons (Holm: the primary metric's "
+    "variants, and the secondary metrics together). A result is significant only when every "
+    "variant has its planned persons (no early peeking) and the experiment passed the "
+    "sample-ratio check; an experiment failing that check (status blocked_srm) shows no lift "
+    "or p-value at all. README, Experiments.",
+    {
+        "experiment_key": MlColumn("VARCHAR", "The experiment (its key among the experiments)."),
+        "metric": MlColumn("VARCHAR", "conversion, revenue, orders or sessions (per person)."),
+        "is_primary_metric": MlColumn("BOOLEAN", "The experiment's primary metric."),
+        "variant": MlColumn("VARCHAR", "The variant this row describes."),
+        "is_control": MlColumn("BOOLEAN", "The variant is the control (no lift of its own)."),
+        "persons": MlColumn("BIGINT", "Exposed persons in the variant."),
+        "expected_share": MlColumn("DOUBLE", "The variant's configured share of persons."),
+        "observed_share": MlColumn("DOUBLE", "The variant's actual share of exposed persons."),
+        "mean": MlColumn("DOUBLE", "Mean of the metric per person in the variant."),
+        "variance": MlColumn("DOUBLE", "Sample variance of the metric in the variant."),
+        "control_mean": MlColumn("DOUBLE", "Mean of the metric in the control."),
+        "test_method": MlColumn(
+            "VARCHAR", "two-proportion z-test (conversion) or Welch t-test (the others)."
+        ),
+        "absolute_lift": MlColumn("DOUBLE", "mean minus control_mean."),
+        "absolute_lift_ci_low": MlColumn("DOUBLE", "Lower end of the 95 % interval of it."),
+        "absolute_lift_ci_high": MlColumn("DOUBLE", "Upper end of the 95 % interval of it."),
+        "relative_lift": MlColumn("DOUBLE", "absolute_lift / control_mean (0.1 = +10 %)."),
+        "relative_lift_ci_low": MlColumn(
+            "DOUBLE", "Lower end of its 95 % interval (delta method)."
+        ),
+        "relative_lift_ci_high": MlColumn("DOUBLE", "Upper end of its 95 % interval."),
+        "p_value": MlColumn("DOUBLE", "Two-sided p-value of the plain comparison."),
+        "p_value_adjusted": MlColumn("DOUBLE", "p_value corrected for multiple comparisons."),
+        "cuped_absolute_lift": MlColumn(
+            "DOUBLE", "The lift after the CUPED adjustment (same expectation, less noise)."
+        ),
+        "cuped_ci_low": MlColumn("DOUBLE", "Lower end of the 95 % interval of the CUPED lift."),
+        "cuped_ci_high": MlColumn("DOUBLE", "Upper end of the 95 % interval of the CUPED lift."),
+        "cuped_p_value": MlColumn("DOUBLE", "Two-sided p-value of the CUPED comparison."),
+        "cuped_p_value_adjusted": MlColumn(
+            "DOUBLE", "cuped_p_value corrected; decides is_significant."
+        ),
+        "cuped_variance_reduction": MlColumn(
+            "DOUBLE",
+            "Share of the metric's variance CUPED removed (0.2 = 20 % less variance) with the "
+            "pre-exposure period.",
+        ),
+        "correction": MlColumn("VARCHAR", "The multiple-comparison correction (holm)."),
+        "srm_p_value": MlColumn(
+            "DOUBLE", "Chi-square p-value of the persons per variant against the configuration."
+        ),
+        "is_srm_blocked": MlColumn(
+            "BOOLEAN", "srm_p_value is below the threshold: the results are withheld."
+        ),
+        "planned_persons_per_variant": MlColumn("BIGINT", "The planned sample per variant."),
+        "has_reached_planned_size": MlColumn(
+            "BOOLEAN",
+            "Every variant has its planned persons (only then can a lift be significant).",
+        ),
+        "minimum_detectable_effect": MlColumn(
+            "DOUBLE", "The relative effect the experiment is planned to detect."
+        ),
+        "power_at_mde": MlColumn(
+            "DOUBLE",
+            "Probability of detecting the minimum detectable effect with the persons so far.",
+        ),
+        "persons_needed_for_mde": MlColumn(
+            "DOUBLE", "Persons per variant needed for the planned power at that effect."
+        ),
+        "days_to_mde": MlColumn(
+            "DOUBLE", "Days still needed to have them at the enrollment rate so far (0: reached)."
+        ),
+        "is_significant": MlColumn("BOOLEAN", "The variant differs significantly from control."),
+        "status": MlColumn(
+            "VARCHAR",
+            "control, significant, not_significant, collecting (below the planned size), "
+            "insufficient_data or blocked_srm.",
+        ),
+        "as_of": MlColumn("TIMESTAMP", "The instant (UTC) the analysis describes."),
+    },
+)
+
 ML_TABLES: tuple[MlTable, ...] = (
     CHURN_SCORES,
     PERSON_CLUSTERS,
     CLUSTER_PROFILES,
     CUSTOMER_LIFETIME_VALUES,
+    EXPERIMENT_RESULTS,
 )
 """Every table the ml package writes to the warehouse."""
 

@@ -39,6 +39,7 @@ ML_CONFIGS = (
     ml_config.DriftConfig,
     ml_config.FeatureConfig,
     ml_config.PreprocessingConfig,
+    ml_config.ExperimentConfig,
 )
 RUN_CONFIGS: dict[str, type[dg.Config]] = {
     "raw/events (ops.raw__events.config)": RawEventsConfig,

@@ -22,6 +22,7 @@ from sample_data.behaviour import (
 )
 from sample_data.catalog import Catalog, build_catalog
 from sample_data.crm import build_crm, write_sqlite
+from sample_data.experiments import plant_experiments
 from sample_data.landing import (
     BadInputCounts,
     LineBuilder,
@@ -153,7 +154,13 @@ def generate(
     events = with_received(events, received)
     plan = plan_lines(events, counts, boundaries, as_of_ms, landing_rng)
     id_salt = int(landing_rng.integers(1 << 62))
-    builder = LineBuilder(events, sess, pop, catalog, crm, id_salt)
+    # issue 25: the planted experiments (own random stream; only experiment fields change)
+    planted = plant_experiments(
+        sess, events, pop.archetype == cfg.BOT, as_of_ms, np.random.default_rng([seed, 5])
+    )
+    builder = LineBuilder(
+        events, planted.sessions, pop, catalog, crm, id_salt, planted.session_variant
+    )
     infos = write_landing(landing_dir, plan, builder)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +179,7 @@ def generate(
         pop=pop,
         crm=crm,
     )
+    document["experiments"] = planted.truth
     write_summary(truth_dir / "summary.json", document)
     return GenerationSummary(
         out_dir=out_dir,

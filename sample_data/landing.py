@@ -29,6 +29,7 @@ from sample_data import config as cfg
 from sample_data.behaviour import Events, Sessions
 from sample_data.catalog import Catalog
 from sample_data.crm import Crm
+from sample_data.experiments import VARIANTS
 from sample_data.formats import fixed_to_arrow, iso_millis, iso_utc, uuid_strings
 from sample_data.population import Population
 
@@ -335,6 +336,7 @@ COLUMN_ORDER = (
     "ip",
     "properties",
     "experiment_id",
+    "experiment_variant",
 )
 
 
@@ -349,8 +351,13 @@ class LineBuilder:
         catalog: Catalog,
         crm: Crm,
         id_salt: int,
+        session_variant: np.ndarray | None = None,
     ) -> None:
         self.events, self.sess, self.pop, self.crm = events, sess, pop, crm
+        # index into sample_data.experiments.VARIANTS per session, -1 none
+        self.session_variant = (
+            np.full(sess.n, -1, dtype=np.int8) if session_variant is None else session_variant
+        )
         self.catalog = catalog
         self.id_salt = id_salt
         self.lookups = self._lookups()
@@ -382,6 +389,7 @@ class LineBuilder:
             "ip": Lookup("ip", pop.device_ip, "quoted", s),
             "properties": Lookup("properties", cat.properties, "raw", s),
             "experiment_id": Lookup("experiment_id", cfg.EXPERIMENTS, "quoted", s),
+            "experiment_variant": Lookup("experiment_variant", VARIANTS, "quoted", s),
         }
 
     @staticmethod
@@ -455,6 +463,7 @@ class LineBuilder:
             lookup("ip", where(on_device, device)),
             lookup("properties", ev.prop[src]),
             lookup("experiment_id", sess.experiment[session]),
+            lookup("experiment_variant", self.session_variant[session]),
         ]
         assert tuple(c.name for c in columns) == COLUMN_ORDER
         return columns

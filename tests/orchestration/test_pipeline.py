@@ -145,6 +145,7 @@ PLOTS = {
     dg.AssetKey(["marts", "funnel_steps"]): ["funnel_per_day_plot"],
     dg.AssetKey(["ml", "person_clusters"]): ["selection_plot", "projection_plot"],
     dg.AssetKey(["ml", "churn_model"]): ["roc_curve", "calibration_plot", "score_histogram"],
+    dg.AssetKey(["ml", "experiment_results"]): ["lift_with_intervals"],
 }
 
 
@@ -223,6 +224,7 @@ def _ml_results(settings: Settings, result, evaluations) -> dict[str, int]:
         "customer_lifetime_values",
         "content_decisions",
     } <= tables
+    assert {"experiment_results", "experiment_assignments", "experiment_exposures"} <= tables
     # only the listed tables, documented from the dbt models and ml/schemas.py (whose columns
     # must be those the ml assets write): no ML training table reaches BI
     assert not tables & {"churn_snapshots", "churn_scoring_snapshot"}

@@ -536,3 +536,31 @@ def test_cli_refuses_non_empty_dir_without_force(
     assert main([*args, "--force", "--timing"]) == 0
     assert not stale.exists() and (out / "notes.txt").read_text() == "keep me"
     assert len(list((out / "landing").iterdir())) == 3
+
+
+def test_planted_experiments_mark_each_person_with_one_experiment_and_variant(world: World):
+    """sample_data/experiments.py: every exposed person is in one experiment of layer web, in one
+    variant, from their first exposure on (never before the start); the truth records the
+    planted effects and the drawn shares."""
+    from sample_data.experiments import LIFT, NULL, SRM, START, VARIANTS
+
+    planted = world.doc["experiments"]["experiments"]
+    assert set(planted) == {LIFT, NULL, SRM}
+    seen: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for key, events in world.by_key.items():
+        for rec in events:
+            if "experiment_id" in rec:
+                assert rec["experiment_variant"] in VARIANTS
+                assert parse_ts(rec["occurred_at"]) >= START
+                seen[key].add((rec["experiment_id"], rec["experiment_variant"]))
+            else:
+                assert "experiment_variant" not in rec
+    assert seen and all(len(pairs) == 1 for pairs in seen.values())
+    counts = Counter(next(iter(pairs)) for pairs in seen.values())
+    treatment = {k: counts[(k, "treatment")] / (counts[(k, "treatment")] + counts[(k, "control")])
+                 for k in planted}  # fmt: skip
+    assert treatment[SRM] > 0.6 and abs(treatment[NULL] - 0.5) < 0.15
+    rates = planted[LIFT]["web_conversion_after_exposure_by_variant"]
+    assert rates["treatment"] > 1.5 * rates["control"]
+    assert planted[LIFT]["true_relative_lift_conversion"] > 0
+    assert planted[NULL]["true_relative_lift_conversion"] == 0

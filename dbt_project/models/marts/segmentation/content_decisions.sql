@@ -6,6 +6,11 @@
     fire for the same person at the same priority with different content make the build fail,
     naming both: they can, unless their segments are different segments of one exclusive group
     (a person holds at most one purchase stage and one RFM segment).
+
+    Experiments: persons of the global personalization holdout (personalization_holdouts) get
+    the default rules only (is_held_out); experiment_key / experiment_variant are the person's
+    assignment in the active server-side experiment of var('content_experiment_layer') (one at
+    most: experiments of a layer exclude each other), which says how the content is rendered.
 -#}
 
 with
@@ -38,6 +43,22 @@ personalizable_persons as (
 
     select person_id from {{ ref('person_consents') }}
     where has_personalization_consent
+
+),
+
+holdouts as (
+
+    select * from {{ ref('personalization_holdouts') }}
+
+),
+
+content_assignments as (
+
+    select * from {{ ref('experiment_assignments') }}
+    where
+        layer = {{ quoted_literal(var('content_experiment_layer')) }}
+        and exposure_source = 'assignment'
+        and is_active
 
 ),
 
@@ -113,7 +134,10 @@ candidates as (
     from memberships
     inner join rules on memberships.segment_key = rules.segment_key
     -- segment-based content only with personalization consent; others get the default rules
-    where memberships.person_id in (select person_id from personalizable_persons)
+    where
+        memberships.person_id in (select person_id from personalizable_persons)
+        -- ... and never for the personalization holdout
+        and memberships.person_id not in (select person_id from holdouts where is_held_out)
 
 ),
 
@@ -133,9 +157,14 @@ final as (
         decisions.rule_id as decision_rule_id,
         decisions.priority as decision_priority,
         decisions.segment_key as decision_segment_key,
+        coalesce(holdouts.is_held_out, false) as is_held_out,
+        content_assignments.experiment_key,
+        content_assignments.variant as experiment_variant,
         {{ as_of_timestamp() }} as as_of
     from decisions
     cross join conflict_check
+    left join holdouts on decisions.person_id = holdouts.person_id
+    left join content_assignments on decisions.person_id = content_assignments.person_id
     where conflict_check.conflicts = 0
 
 )

@@ -69,6 +69,18 @@ renamed as (
         ) as discount_code,
         lower(trim(json_extract_string(properties, '$.purpose'))) as consent_purpose,
         try_cast(json_extract_string(properties, '$.granted') as boolean) as consent_is_granted,
+        -- the experiment and variant an event reports (experiment exposures; Segment's
+        -- Experiment Viewed: experiment_id / experiment_name, variation_name / variation_id)
+        coalesce(
+            json_extract_string(properties, '$.experiment_id'),
+            json_extract_string(properties, '$.experiment_name')
+        ) as experiment_id,
+        coalesce(
+            json_extract_string(properties, '$.experiment_variant'),
+            json_extract_string(properties, '$.variant'),
+            json_extract_string(properties, '$.variation_name'),
+            json_extract_string(properties, '$.variation_id')
+        ) as experiment_variant,
 
         -- numerics
         price,
