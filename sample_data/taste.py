@@ -166,8 +166,8 @@ def apply_to_events(
     new_product = events.product.copy()
     new_product[index] = product
     new_page = events.page.copy()
-    on_product_page = fresh & (events.page >= catalog.product_page0) & (
-        events.page < catalog.article_page0
+    on_product_page = (
+        fresh & (events.page >= catalog.product_page0) & (events.page < catalog.article_page0)
     )
     new_page[on_product_page] = catalog.product_page0 + new_product[on_product_page]
     return replace(events, product=new_product, page=new_page)
@@ -184,9 +184,7 @@ def summary(taste: Taste, catalog: Catalog, as_of_ms: int) -> dict[str, Any]:
     top_share = float(top[: max(1, len(top) // 10)].sum())
     return {
         "factors": N_FACTORS,
-        "category_factor": {
-            name: c % N_FACTORS for c, (name, _) in enumerate(cfg.CATEGORIES)
-        },
+        "category_factor": {name: c % N_FACTORS for c, (name, _) in enumerate(cfg.CATEGORIES)},
         "co_purchase_pairs": len(taste.pairs),
         "top_decile_popularity_share": round(top_share, 4),
         "holdout_days": HOLDOUT_DAYS,
