@@ -35,13 +35,13 @@ from sample_data.population import Population
 
 N_FACTORS = 4
 """Latent taste factors; category c loads on factor ``c % N_FACTORS``."""
-TASTE_CONCENTRATION = 0.3
+TASTE_CONCENTRATION = 0.15
 """Dirichlet concentration of a person's taste mix (small: most persons have one main taste)."""
-OFF_TASTE_WEIGHT = 0.03
+OFF_TASTE_WEIGHT = 0.01
 """Relative weight of a product outside the session's taste factor."""
-ZIPF_EXPONENT = 1.1
+ZIPF_EXPONENT = 0.8
 """Popularity weight of the product of popularity rank r (1 = most popular) is r**-exponent."""
-PRICE_WINDOW_SHARE = 0.08
+PRICE_WINDOW_SHARE = 0.15
 """Half-width of the price window, as a share of the catalogue (at least ``MIN_PRICE_WINDOW``)."""
 MIN_PRICE_WINDOW = 10
 PAIR_SHARE = 0.05
