@@ -57,6 +57,7 @@ RECOMMENDATION_COLUMNS = (
     "reason",
     "reason_product_id",
     "is_personalized",
+    "is_behavioural",
     "model_version",
 )
 
@@ -453,7 +454,7 @@ def _recommend_block(
     top_scores = np.take_along_axis(scores, top, axis=1)
     is_personal_rec = personal[:, None] & (top_scores > 0)
     reasons = np.repeat(reason[:, None], top.shape[1], axis=1)
-    reason_product = np.full(top.shape, None, dtype=object)
+    reason_product = np.full(top.shape, "", dtype=object)
     if is_personal_rec.any():
         because, because_bought = _explain(model, weights, purchased, top)
         found = is_personal_rec & (because >= 0)
@@ -475,6 +476,7 @@ def _recommend_block(
             "reason": reasons.ravel(),
             "reason_product_id": reason_product.ravel(),
             "is_personalized": np.repeat(consent, k),
+            "is_behavioural": is_personal_rec.ravel(),
         }
     )
     return frame[valid.ravel()].reset_index(drop=True)

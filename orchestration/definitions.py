@@ -8,7 +8,15 @@ Resources come from ``warehouse.settings`` (environment variables; `segwh config
 
 import dagster as dg
 
-from orchestration.defs import automation, ingestion, ml, privacy, serving, transform
+from orchestration.defs import (
+    automation,
+    ingestion,
+    ml,
+    privacy,
+    recommendations,
+    serving,
+    transform,
+)
 from orchestration.resources import build_resources
 from warehouse.settings import Settings, load_settings
 
@@ -19,6 +27,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ingestion.build_defs(),
         transform.build_defs(),
         ml.build_defs(),
+        recommendations.build_defs(),
         privacy.build_defs(),
     )
     # publish after every model and every check of the run (retention runs after publishing)

@@ -16,6 +16,7 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource
 from pydantic import Field
 
 from ml.config import ChurnConfig
+from ml.recommendations import Recommender
 from ml.registry import ModelRegistry
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
 from privacy import pseudonyms
@@ -151,6 +152,9 @@ class ModelStoreResource(dg.ConfigurableResource):
 
     def registry(self) -> ModelRegistry:
         return ModelRegistry(Path(self.path) / "churn")
+
+    def recommendation_registry(self) -> ModelRegistry:
+        return ModelRegistry(Path(self.path) / "recommendations", model_class=Recommender)
 
     @property
     def clustering_state_path(self) -> Path:
