@@ -193,7 +193,7 @@ def person_recommendations(
         refresh = _persons_to_refresh(warehouse, persons, previous["as_of"])
         persons = persons[persons["person_id"].isin(refresh)]
     with warehouse.connect(read_only=True) as con:
-        (as_of,) = con.execute("SELECT max(as_of) FROM marts.person_features").fetchone()
+        ((as_of,),) = con.execute("SELECT max(as_of) FROM marts.person_features").fetchall()
         con.register("scored", persons[["person_id"]])
         interactions = con.execute(
             "SELECT interactions.* FROM marts.person_item_interactions AS interactions "
@@ -215,7 +215,7 @@ def person_recommendations(
         con.register("recs", recs)
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM recs")
         con.execute("COMMIT")
-        (rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        ((rows,),) = con.execute(f"SELECT count(*) FROM {table}").fetchall()
     context.log.info(
         "%s recommendations: %d persons scored with model %s",
         "incremental" if incremental else "full",
@@ -243,9 +243,9 @@ def _previous_state(con, table: str) -> dict | None:
     """The model version and as_of of the existing table (None: no table, empty, or mixed)."""
     if not table_exists(con, *table.split(".")):
         return None
-    row = con.execute(
+    (row,) = con.execute(
         f"SELECT min(model_version), max(model_version), max(as_of), count(*) FROM {table}"
-    ).fetchone()
+    ).fetchall()
     if not row[3] or row[0] != row[1]:
         return None
     return {"model_version": row[0], "as_of": row[2]}
