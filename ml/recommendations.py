@@ -301,7 +301,10 @@ def fit_svd(interactions: Interactions, config: RecommendationConfig) -> SvdFact
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the k largest scores per row, best first."""
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    width = scores.shape[1]
+    part = np.argpartition(scores, width - k, axis=1)[:, width - k :] if k < width else None
+    if part is None:
+        part = np.broadcast_to(np.arange(width), scores.shape).copy()
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
 
@@ -427,31 +430,44 @@ def _recommend_block(
     weights = _block_rows(interactions.weights, rows, n_items)
     purchased = _block_rows(interactions.purchased, rows, n_items)
     personal = consent & (history >= model.config.min_person_interactions)
-    popular_segment = np.empty((m, n_items), dtype=np.float32)
-    for value in np.unique(segment):
-        popular_segment[segment == value] = model.popularity.scores(
-            None if value == OVERALL else value
-        )
-    scale = float(model.popularity.overall.max(initial=0.0)) + 1.0
-    # fallback ranks below every personal score: popular (segment) scores squashed into (-1, 0)
-    fallback = popular_segment / scale - 1.0
-    overall = np.broadcast_to(model.popularity.overall / scale - 1.0, (m, n_items))
-    scores = np.where(consent[:, None], fallback, overall).astype(np.float32)
+    if model.model_type in BASELINES:
+        personal[:] = False
     reason = np.where(consent, REASON_POPULAR_SEGMENT, REASON_POPULAR_OVERALL).astype(object)
+    key = np.where(consent, segment, OVERALL)
     if model.model_type == "popularity_overall":
-        scores = np.array(overall, dtype=np.float32)
+        key[:] = OVERALL
         reason[:] = REASON_POPULAR_OVERALL
-    elif model.model_type != "popularity_segment" and personal.any():
+    # a bought product is not recommended again unless it is a repeat purchase (with consent:
+    # without it nothing about the person is used)
+    bought = purchased.toarray() & ~model.catalogue.is_repeat_purchase[None, :]
+    bought[~consent] = False
+    # popularity candidates, enough to fill every list after removing bought and own products
+    length = min(n_items, 2 * n + int(bought.sum(axis=1).max(initial=0)))
+    candidates = np.empty((m, length), dtype=np.int64)
+    for value in np.unique(key):
+        vector = model.popularity.scores(None if value == OVERALL else value)
+        candidates[key == value] = np.argsort(-vector, kind="stable")[:length]
+    # popularity fallbacks rank below every personal score: negative, in rank order
+    candidate_scores = np.broadcast_to(
+        -1.0 - np.arange(length, dtype=np.float32) / length, (m, length)
+    ).copy()
+    candidate_scores[np.take_along_axis(bought, candidates, axis=1)] = -np.inf
+    own_top = np.full((m, n), -1, dtype=np.int64)
+    own_scores = np.full((m, n), -np.inf, dtype=np.float32)
+    if personal.any():
         own = model.personal_scores(weights[personal])
-        own = np.where(own > 0, own, scores[personal])
-        scores[personal] = own
-    # a bought product is not recommended again unless it is a repeat purchase
-    if consent.any():
-        bought = purchased.toarray() & ~model.catalogue.is_repeat_purchase[None, :]
-        bought[~consent] = False
-        scores[bought] = -np.inf
-    top = _top_k(scores, n)
-    top_scores = np.take_along_axis(scores, top, axis=1)
+        own[(own <= 0) | bought[personal]] = -np.inf
+        top_rows = _top_k(own, n)
+        own_top[personal, : top_rows.shape[1]] = top_rows
+        own_scores[personal, : top_rows.shape[1]] = np.take_along_axis(own, top_rows, axis=1)
+        own_top[~np.isfinite(own_scores)] = -1
+        duplicate = (candidates[:, :, None] == own_top[:, None, :]).any(axis=2)
+        candidate_scores[duplicate] = -np.inf
+    items = np.concatenate([own_top, candidates], axis=1)
+    merged = np.concatenate([own_scores, candidate_scores], axis=1)
+    best = _top_k(merged, n)
+    top = np.maximum(np.take_along_axis(items, best, axis=1), 0)
+    top_scores = np.take_along_axis(merged, best, axis=1)
     is_personal_rec = personal[:, None] & (top_scores > 0)
     reasons = np.repeat(reason[:, None], top.shape[1], axis=1)
     reason_product = np.full(top.shape, "", dtype=object)
