@@ -299,11 +299,27 @@ def fit_svd(interactions: Interactions, config: RecommendationConfig) -> SvdFact
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k largest scores per row, best first."""
-    k = min(k, scores.shape[1])
-    width = scores.shape[1]
-    part = np.argpartition(scores, width - k, axis=1)[:, width - k :] if k < width else None
-    if part is None:
+    """Column indices of the k largest scores per row, best first.
+
+    Wide rows go in two stages: the maximum of each block of columns, the k blocks with the
+    largest maxima (they hold every one of the k largest scores), then the k best columns of
+    those blocks; a full partial sort of every row costs ~10 times more."""
+    m, width = scores.shape
+    k = min(k, width)
+    block = int(np.sqrt(width / max(k, 1)))
+    if k < width and width >= 64 * k and block >= 2:
+        maxima = np.maximum.reduceat(scores, np.arange(0, width, block), axis=1)
+        blocks = np.argpartition(maxima, maxima.shape[1] - k, axis=1)[:, -k:]
+        columns = (blocks[:, :, None] * block + np.arange(block)).reshape(m, -1)
+        outside = columns >= width
+        columns = np.minimum(columns, width - 1)
+        values = np.take_along_axis(scores, columns, axis=1)
+        values[outside] = -np.inf
+        best = _top_k(values, k)
+        return np.take_along_axis(columns, best, axis=1)
+    if k < width:
+        part = np.argpartition(scores, width - k, axis=1)[:, width - k :]
+    else:
         part = np.broadcast_to(np.arange(width), scores.shape).copy()
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
@@ -439,10 +455,11 @@ def _recommend_block(
         reason[:] = REASON_POPULAR_OVERALL
     # a bought product is not recommended again unless it is a repeat purchase (with consent:
     # without it nothing about the person is used)
-    bought = purchased.toarray() & ~model.catalogue.is_repeat_purchase[None, :]
-    bought[~consent] = False
+    keep = sp.diags((~model.catalogue.is_repeat_purchase).astype(np.float32))
+    bought_sparse = sp.csr_matrix(sp.diags(consent.astype(np.float32)) @ purchased @ keep)
+    bought_sparse.eliminate_zeros()
     # popularity candidates, enough to fill every list after removing bought and own products
-    length = min(n_items, 2 * n + int(bought.sum(axis=1).max(initial=0)))
+    length = min(n_items, 2 * n + int(np.diff(bought_sparse.indptr).max(initial=0)))
     candidates = np.empty((m, length), dtype=np.int64)
     for value in np.unique(key):
         vector = model.popularity.scores(None if value == OVERALL else value)
@@ -451,15 +468,18 @@ def _recommend_block(
     candidate_scores = np.broadcast_to(
         -1.0 - np.arange(length, dtype=np.float32) / length, (m, length)
     ).copy()
-    candidate_scores[np.take_along_axis(bought, candidates, axis=1)] = -np.inf
+    rows_of = np.broadcast_to(np.arange(m)[:, None], candidates.shape)
+    candidate_scores[_sparse_lookup(bought_sparse, rows_of, candidates) != 0] = -np.inf
     own_top = np.full((m, n), -1, dtype=np.int64)
     own_scores = np.full((m, n), -np.inf, dtype=np.float32)
     if personal.any():
         own = model.personal_scores(weights[personal])
-        own[(own <= 0) | bought[personal]] = -np.inf
+        bought_rows, bought_columns = bought_sparse[personal].nonzero()
+        own[bought_rows, bought_columns] = -np.inf
         top_rows = _top_k(own, n)
         own_top[personal, : top_rows.shape[1]] = top_rows
         own_scores[personal, : top_rows.shape[1]] = np.take_along_axis(own, top_rows, axis=1)
+        own_scores[own_scores <= 0] = -np.inf  # only positive model scores count as personal
         own_top[~np.isfinite(own_scores)] = -1
         duplicate = (candidates[:, :, None] == own_top[:, None, :]).any(axis=2)
         candidate_scores[duplicate] = -np.inf
@@ -512,24 +532,38 @@ def _block_rows(matrix: sp.csr_matrix, rows: np.ndarray, n_items: int) -> sp.csr
     )
 
 
+def _sparse_lookup(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix[rows, columns]`` elementwise (any shape), without a dense copy: a binary search
+    in the sorted keys row * width + column of the stored entries."""
+    matrix = sp.csr_matrix(matrix)
+    matrix.sort_indices()
+    width = np.int64(matrix.shape[1])
+    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * width
+    keys += matrix.indices
+    query = rows.astype(np.int64) * width + columns
+    position = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
+    if not len(keys):
+        return np.zeros(query.shape, dtype=matrix.dtype)
+    return np.where(keys[position] == query, matrix.data[position], 0)
+
+
 def _explain(
     model: Recommender, weights: sp.csr_matrix, purchased: sp.csr_matrix, top: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each recommended product, the person's product that is most similar to it (the
     neighbour with the largest weight x similarity), and whether the person bought it."""
-    dense = weights.toarray()
-    bought = purchased.toarray()
     neighbour = model.neighbours.index[top]  # (m, k, K)
     similarity = model.neighbours.similarity[top]
-    person = np.arange(top.shape[0])[:, None, None]
-    contribution = np.where(neighbour >= 0, dense[person, np.maximum(neighbour, 0)], 0.0)
-    contribution = contribution * similarity
+    person = np.broadcast_to(np.arange(top.shape[0])[:, None, None], neighbour.shape)
+    own_weight = _sparse_lookup(weights, person, np.maximum(neighbour, 0))
+    contribution = np.where(neighbour >= 0, own_weight, 0.0) * similarity
     best = contribution.argmax(axis=2)
     best_value = np.take_along_axis(contribution, best[..., None], axis=2)[..., 0]
     because = np.take_along_axis(neighbour, best[..., None], axis=2)[..., 0]
     because = np.where(best_value > 0, because, -1)
-    because_bought = np.where(
-        because >= 0, bought[np.arange(top.shape[0])[:, None], np.maximum(because, 0)], False
+    person = np.broadcast_to(np.arange(top.shape[0])[:, None], because.shape)
+    because_bought = (because >= 0) & (
+        _sparse_lookup(purchased, person, np.maximum(because, 0)) != 0
     )
     return because, because_bought
 
