@@ -32,7 +32,13 @@ import sqlalchemy as sa
 
 from ingestion.crm import CRM_ENTITIES, load_crm_table
 from ingestion.events import discover_files, load_event_files
-from ml.schemas import CHURN_SCORE_COLUMNS, CHURN_SCORES_TABLE, create_table_sql
+from ml.schemas import (
+    CHURN_SCORE_COLUMNS,
+    CHURN_SCORES_TABLE,
+    PERSON_RECOMMENDATION_COLUMNS,
+    PERSON_RECOMMENDATIONS,
+    create_table_sql,
+)
 from sample_data import DEFAULT_AS_OF, generate
 from warehouse.connection import connect, session_settings
 from warehouse.settings import DBT_PROJECT_DIR, dbt_environment
@@ -120,6 +126,11 @@ def build_warehouse(workdir: Path, events: int) -> dict[str, Any]:
         log.info("dbt build on %s", warehouse)
         with connect(warehouse, memory_limit=MEMORY_LIMIT) as con:  # the ml asset's table
             con.execute(create_table_sql(CHURN_SCORES_TABLE, CHURN_SCORE_COLUMNS, replace=False))
+            con.execute(
+                create_table_sql(
+                    PERSON_RECOMMENDATIONS.name, PERSON_RECOMMENDATION_COLUMNS, replace=False
+                )
+            )
         started = time.perf_counter()
         run_dbt(warehouse, workdir)
         timings["dbt_build_seconds"] = round(time.perf_counter() - started, 1)

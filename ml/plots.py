@@ -276,3 +276,38 @@ def daily_bars_png(daily: pd.DataFrame, *, day: str, value: str, title: str, yla
     _date_axis(axis)
     figure.tight_layout()
     return _png(figure, DPI)
+
+
+def recommendation_metrics_png(metrics: pd.DataFrame) -> bytes:
+    """Grouped bars of the backtest's @10 metrics per recommendation model (baselines first)."""
+    names = ["precision_at_10", "recall_at_10", "ndcg_at_10", "map_at_10"]
+    figure = Figure(figsize=SMALL)
+    axis = figure.subplots()
+    width = 0.8 / max(len(metrics), 1)
+    positions = np.arange(len(names))
+    for offset, (_, row) in enumerate(metrics.iterrows()):
+        axis.bar(
+            positions + offset * width,
+            [row[name] for name in names],
+            width,
+            label=str(row["model"]),
+        )
+    axis.set_xticks(positions + width * (len(metrics) - 1) / 2, [n[:-6] for n in names])
+    axis.set(title="recommendations, time-split backtest (@10)", ylabel="mean per person")
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    return _png(figure, DPI)
+
+
+def recommendation_diversity_png(metrics: pd.DataFrame) -> bytes:
+    """Catalogue coverage and the share of popular products per recommendation model."""
+    figure = Figure(figsize=SMALL)
+    axis = figure.subplots()
+    positions = np.arange(len(metrics))
+    axis.bar(positions - 0.2, metrics["coverage"], 0.4, label="catalogue coverage")
+    axis.bar(positions + 0.2, metrics["popular_share"], 0.4, label="popular-product share")
+    axis.set_xticks(positions, metrics["model"].astype(str), fontsize="small")
+    axis.set(title="recommendations: coverage and popularity", ylim=(0, 1.05))
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    return _png(figure, DPI)

@@ -86,10 +86,13 @@ def library_versions() -> dict[str, str]:
 
 
 class ModelRegistry:
-    """Churn model versions in ``root`` (created on first use)."""
+    """Model versions in ``root`` (created on first use): churn models by default, or any
+    frozen dataclass with ``version`` and ``describe()`` given as ``model_class`` (the
+    recommender of ml.recommendations)."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, model_class: type = ChurnModel) -> None:
         self.root = Path(root)
+        self.model_class = model_class
 
     @property
     def versions_dir(self) -> Path:
@@ -110,7 +113,7 @@ class ModelRegistry:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def register(self, model: ChurnModel, *, created_at: datetime | None = None) -> ChurnModel:
+    def register(self, model: Any, *, created_at: datetime | None = None) -> Any:
         """Save ``model`` as a new version (not promoted); returns it with ``version`` set.
         Registering the same model bytes at the same second returns the existing version."""
         created = (created_at or datetime.now(UTC)).astimezone(UTC)
@@ -140,7 +143,7 @@ class ModelRegistry:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        log.info("registered churn model version %s", version)
+        log.info("registered %s version %s", self.model_class.__name__, version)
         return dataclasses.replace(model, version=version)
 
     def versions(self) -> list[str]:
@@ -156,10 +159,10 @@ class ModelRegistry:
     def metadata(self, version: str) -> dict[str, Any]:
         return json.loads((self._version_dir(version) / METADATA_FILE).read_text())
 
-    def load(self, version: str) -> ChurnModel:
+    def load(self, version: str) -> Any:
         model = joblib.load(self._version_dir(version) / MODEL_FILE)
-        if not isinstance(model, ChurnModel):
-            raise TypeError(f"version {version} does not hold a ChurnModel")
+        if not isinstance(model, self.model_class):
+            raise TypeError(f"version {version} does not hold a {self.model_class.__name__}")
         return dataclasses.replace(model, version=version)
 
     def current_version(self) -> str | None:
@@ -168,7 +171,7 @@ class ModelRegistry:
             return None
         return json.loads(path.read_text())["version"]
 
-    def load_current(self) -> ChurnModel:
+    def load_current(self) -> Any:
         """The promoted model; ``NoCurrentModelError`` if none has been promoted."""
         version = self.current_version()
         if version is None:
@@ -183,7 +186,7 @@ class ModelRegistry:
 
     def promote(
         self,
-        candidate: str | ChurnModel,
+        candidate: str | Any,
         *,
         tolerance: float = ChurnConfig.promotion_tolerance,
         metric: str = ChurnConfig.promotion_metric,

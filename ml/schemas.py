@@ -237,12 +237,80 @@ EXPERIMENT_RESULTS = MlTable(
     },
 )
 
+PERSON_RECOMMENDATIONS = MlTable(
+    "ml.person_recommendations",
+    "Product recommendations for every profiled person at the run's as_of: up to 10 rows per "
+    "person, best first, from the recommendation model in use (trained on behaviour: product "
+    "views, adds to cart and purchases). Persons without personalization consent get only the "
+    "products popular with everyone; persons with too little history the products popular in "
+    "their cluster; products the person bought are not recommended again unless their category "
+    "is a repeat purchase.",
+    {
+        "person_id": MlColumn("VARCHAR", "The person (the key of person_features)."),
+        "rank": MlColumn("BIGINT", "1 for the best recommendation of the person, then 2, 3, ..."),
+        "product_id": MlColumn("VARCHAR", "The recommended product (the key of products)."),
+        "score": MlColumn(
+            "DOUBLE",
+            "How strongly the model recommends the product; comparable within one person's "
+            "list only (negative: a popularity fallback).",
+        ),
+        "reason": MlColumn(
+            "VARCHAR",
+            "Why, in words: 'bought together with P123', 'similar to P123 you viewed', 'matches "
+            "your taste', 'popular in your segment' or 'popular overall'.",
+        ),
+        "reason_product_id": MlColumn(
+            "VARCHAR",
+            "The person's own product the reason names; empty for popularity reasons.",
+        ),
+        "is_personalized": MlColumn(
+            "BOOLEAN",
+            "True when the person consents to personalization (their behaviour may be used); "
+            "false: the list is the same for everyone.",
+        ),
+        "is_behavioural": MlColumn(
+            "BOOLEAN",
+            "True when the recommendation comes from the person's own behaviour; false for a "
+            "popularity fallback. Persons with one hold the has_recommendations segment.",
+        ),
+        "model_version": MlColumn(
+            "VARCHAR", "Version of the recommendation model that made the list."
+        ),
+        "as_of": MlColumn("TIMESTAMP", "The instant (UTC) of the behaviour the list is based on."),
+    },
+)
+
+ITEM_SIMILARITIES = MlTable(
+    "ml.item_similarities",
+    'The products most similar to each product ("customers who bought this also bought"): '
+    "up to 10 rows per product, most similar first. Similar means bought or viewed by the "
+    "same persons (co_occurrence); a new product with too few buyers gets products of the same "
+    "category and nearest price band instead (content).",
+    {
+        "product_id": MlColumn("VARCHAR", "The product."),
+        "rank": MlColumn("BIGINT", "1 for the most similar product, then 2, 3, ..."),
+        "similar_product_id": MlColumn("VARCHAR", "A similar product."),
+        "score": MlColumn(
+            "DOUBLE",
+            "Similarity from 0 to 1: the cosine of the two products' interaction patterns "
+            "(co_occurrence), or 1 / (1 + price band distance) (content).",
+        ),
+        "method": MlColumn("VARCHAR", "co_occurrence or content (see the table description)."),
+        "model_version": MlColumn(
+            "VARCHAR", "Version of the recommendation model the similarities come from."
+        ),
+        "as_of": MlColumn("TIMESTAMP", "The instant (UTC) of the model's training data."),
+    },
+)
+
 ML_TABLES: tuple[MlTable, ...] = (
     CHURN_SCORES,
     PERSON_CLUSTERS,
     CLUSTER_PROFILES,
     CUSTOMER_LIFETIME_VALUES,
     EXPERIMENT_RESULTS,
+    PERSON_RECOMMENDATIONS,
+    ITEM_SIMILARITIES,
 )
 """Every table the ml package writes to the warehouse."""
 
@@ -258,6 +326,14 @@ CLV_COLUMNS: dict[str, str] = {
     name: column.type for name, column in CUSTOMER_LIFETIME_VALUES.columns.items()
 }
 """One row per scored person (``ml.clv.score_clv``); every column is NOT NULL."""
+
+
+PERSON_RECOMMENDATION_COLUMNS: dict[str, str] = {
+    name: column.type for name, column in PERSON_RECOMMENDATIONS.columns.items()
+}
+ITEM_SIMILARITY_COLUMNS: dict[str, str] = {
+    name: column.type for name, column in ITEM_SIMILARITIES.columns.items()
+}
 
 
 def create_table_sql(table: str, columns: dict[str, str], *, replace: bool = True) -> str:

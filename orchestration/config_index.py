@@ -40,6 +40,7 @@ ML_CONFIGS = (
     ml_config.FeatureConfig,
     ml_config.PreprocessingConfig,
     ml_config.ExperimentConfig,
+    ml_config.RecommendationConfig,
 )
 RUN_CONFIGS: dict[str, type[dg.Config]] = {
     "raw/events (ops.raw__events.config)": RawEventsConfig,

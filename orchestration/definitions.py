@@ -8,7 +8,16 @@ Resources come from ``warehouse.settings`` (environment variables; `segwh config
 
 import dagster as dg
 
-from orchestration.defs import automation, ingestion, ml, privacy, realtime, serving, transform
+from orchestration.defs import (
+    automation,
+    ingestion,
+    ml,
+    privacy,
+    realtime,
+    recommendations,
+    serving,
+    transform,
+)
 from orchestration.defs import experiments as experiment_defs
 from orchestration.resources import build_resources
 from warehouse.settings import Settings, load_settings
@@ -20,6 +29,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ingestion.build_defs(),
         transform.build_defs(),
         ml.build_defs(),
+        recommendations.build_defs(),
         privacy.build_defs(),
         experiment_defs.build_defs(),
     )

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from ingestion.crm import crm_engine
 from ml.config import ChurnConfig
+from ml.recommendations import Recommender
 from ml.registry import ModelRegistry
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
 from privacy import pseudonyms
@@ -158,6 +159,9 @@ class ModelStoreResource(dg.ConfigurableResource):
 
     def registry(self) -> ModelRegistry:
         return ModelRegistry(Path(self.path) / "churn")
+
+    def recommendation_registry(self) -> ModelRegistry:
+        return ModelRegistry(Path(self.path) / "recommendations", model_class=Recommender)
 
     @property
     def clustering_state_path(self) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sample_data import config as cfg
+from sample_data import taste as taste_model
 from sample_data.behaviour import (
     Events,
     Sessions,
@@ -32,7 +33,14 @@ from sample_data.landing import (
     write_landing,
 )
 from sample_data.population import Population, build_population
-from sample_data.truth import person_rows, summary_document, write_persons, write_summary
+from sample_data.taste import Taste
+from sample_data.truth import (
+    person_key,
+    person_rows,
+    summary_document,
+    write_persons,
+    write_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +85,7 @@ def _check_outputs_absent(out_dir: Path) -> None:
 
 
 def _draw_world(
-    pop: Population, catalog: Catalog, target: int, as_of_ms: int, seed: int
+    pop: Population, catalog: Catalog, taste: Taste, target: int, as_of_ms: int, seed: int
 ) -> tuple[Sessions, Events]:
     """Draw sessions and events until exactly ``target`` valid events can be kept.
 
@@ -89,7 +97,11 @@ def _draw_world(
     for attempt in range(MAX_ATTEMPTS):
         rng = np.random.default_rng([seed, 2, attempt])
         sess = draw_sessions(pop, catalog, scale, rng)
+        # planted taste (sample_data/taste.py) has its own random stream
+        taste_rng = np.random.default_rng([seed, 5, attempt])
+        sess = taste_model.apply_to_sessions(taste, sess, catalog, taste_rng)
         events = draw_events(sess, pop, catalog, rng)
+        events = taste_model.apply_to_events(taste, events, sess, catalog, taste_rng)
         events = events.take(events.received_ms <= as_of_ms)
         excess = events.n - target
         log.info("attempt %d: %d events drawn for %d wanted", attempt + 1, events.n, target)
@@ -142,7 +154,8 @@ def generate(
     pop = build_population(n_web, as_of_ms, world_rng)
     catalog = build_catalog(n_web, world_rng)
     log.info("population: %d persons, %d devices", pop.n_persons, pop.n_devices)
-    sess, events = _draw_world(pop, catalog, n_valid, as_of_ms, seed)
+    taste = taste_model.build_taste(pop, catalog, np.random.default_rng([seed, 5]))
+    sess, events = _draw_world(pop, catalog, taste, n_valid, as_of_ms, seed)
     log.info("drew %d sessions, kept %d valid events", sess.n, events.n)
 
     crm_rng = np.random.default_rng([seed, 3])
@@ -180,6 +193,10 @@ def generate(
         crm=crm,
     )
     document["experiments"] = planted.truth
+    document["taste"] = taste_model.summary(taste, catalog, as_of_ms)
+    taste_model.write_truth(
+        truth_dir, taste, catalog, [person_key(p) for p in range(pop.n_persons)]
+    )
     write_summary(truth_dir / "summary.json", document)
     return GenerationSummary(
         out_dir=out_dir,

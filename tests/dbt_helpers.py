@@ -20,7 +20,13 @@ from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 from ingestion.crm import CRM_ENTITIES, load_crm_table
 from ingestion.events import discover_files, load_event_files
-from ml.schemas import CHURN_SCORE_COLUMNS, CHURN_SCORES_TABLE, create_table_sql
+from ml.schemas import (
+    CHURN_SCORE_COLUMNS,
+    CHURN_SCORES_TABLE,
+    PERSON_RECOMMENDATION_COLUMNS,
+    PERSON_RECOMMENDATIONS,
+    create_table_sql,
+)
 from privacy import pseudonyms
 from sample_data import DEFAULT_AS_OF
 from warehouse.connection import connect
@@ -67,6 +73,11 @@ class Dbt:
             pseudonyms.install(con, pseudonyms.key_from_environment())
             # the ml asset's table dbt reads as a source, empty as before a first model
             con.execute(create_table_sql(CHURN_SCORES_TABLE, CHURN_SCORE_COLUMNS, replace=False))
+            con.execute(
+                create_table_sql(
+                    PERSON_RECOMMENDATIONS.name, PERSON_RECOMMENDATION_COLUMNS, replace=False
+                )
+            )
         # the sample's as_of, unless a test passes --vars '{as_of: ...}', which wins
         environment = dbt_environment(
             self.warehouse, "1GB", DEFAULT_AS_OF.isoformat(), tested_load_id

@@ -21,6 +21,7 @@ from orchestration.checks import check_op_name
 from orchestration.defs.ingestion import RAW_EVENTS
 from orchestration.defs.ml import CHURN_MODEL, PERSON_CLUSTERS
 from orchestration.defs.privacy import RAW_EVENTS_RETENTION
+from orchestration.defs.recommendations import BACKTEST_INTERACTIONS, RECOMMENDATION_MODEL
 from orchestration.defs.serving import ONLINE_PROFILE_STORE, PUBLISHED_SEGMENTS
 from orchestration.defs.transform import DBT_STEP_NAMES, STAGED_EVENTS
 from orchestration.resources import LandingZoneResource
@@ -55,7 +56,10 @@ incremental_update_job = dg.define_asset_job(
         PERSON_CLUSTERS, CHURN_FEATURES_AT_SNAPSHOTS, CHURN_MODEL, RAW_EVENTS_RETENTION
     )
     # nightly only (orchestration/defs/realtime.py: the real-time reconciliation)
-    - dg.AssetSelection.tag("segwh/runs", "nightly"),
+    - dg.AssetSelection.tag("segwh/runs", "nightly")
+    # the recommendation model retrains nightly; sensor runs refresh the recommendations of
+    # persons with new events with the current model
+    - dg.AssetSelection.assets(BACKTEST_INTERACTIONS, RECOMMENDATION_MODEL),
     description=(
         "New landing files only: load them, then rebuild what depends on events (incremental "
         "dbt models, features, rule segments, the churn scoring snapshot), score churn with the "

@@ -3,8 +3,9 @@ assets, built in two steps around the ML assets, and the expectation checks of t
 
 - ``dbt_build_features``: seeds, staging, intermediate and the marts ML reads (sessions,
   person_features, RFM, churn snapshots, ...): everything that does not depend on an ML output;
-- ``dbt_build_segments``: what depends on the churn scores (``stg_ml__churn_scores`` and
-  downstream: segments, their history and sizes, the funnel, content decisions).
+- ``dbt_build_segments``: what depends on the churn scores or the recommendations
+  (``stg_ml__churn_scores``, ``stg_ml__person_recommendations`` and downstream: segments, their
+  history and sizes, the funnel, content decisions).
 """
 
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from orchestration.resources import AsOfResource, DbtResource, PrivacyResource, 
 
 STAGED_EVENTS = dg.AssetKey(["staging", "stg_clickstream__events"])
 # dbt models that read ML outputs: the first of them and everything downstream build after ML
-ML_OUTPUT_READERS = "stg_ml__churn_scores+"
+ML_OUTPUT_READERS = "stg_ml__churn_scores+ stg_ml__person_recommendations+"
 
 
 class DbtBuildConfig(dg.Config):

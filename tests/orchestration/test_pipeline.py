@@ -146,6 +146,7 @@ PLOTS = {
     dg.AssetKey(["ml", "person_clusters"]): ["selection_plot", "projection_plot"],
     dg.AssetKey(["ml", "churn_model"]): ["roc_curve", "calibration_plot", "score_histogram"],
     dg.AssetKey(["ml", "experiment_results"]): ["lift_with_intervals"],
+    dg.AssetKey(["ml", "recommendation_model"]): ["metrics_plot", "diversity_plot"],
 }
 
 
@@ -173,6 +174,41 @@ def _assert_plots(instance: dg.DagsterInstance, result) -> None:
 def _clusters(settings: Settings) -> dict[str, int]:
     with connect(settings.warehouse_path, read_only=True) as con:
         return dict(con.execute("SELECT person_id, cluster_id FROM ml.person_clusters").fetchall())
+
+
+def _assert_recommendations(settings: Settings, result, persons: int) -> None:
+    """The recommendation model is backtested and promoted; every profiled person gets a list;
+    without personalization consent only popular products; has_recommendations follows."""
+    meta = materialization_metadata(result, dg.AssetKey(["ml", "recommendation_model"]))
+    assert meta["trained"].value and meta["promoted"].value
+    assert "popularity_overall" in meta["metrics_by_model"].value
+    version = meta["model_version"].value
+    recommended = scalar(
+        settings,
+        "SELECT count(DISTINCT person_id) FROM ml.person_recommendations "
+        f"WHERE model_version = '{version}'",
+    )
+    assert recommended == persons
+    assert scalar(settings, "SELECT max(rank) FROM ml.person_recommendations") == 10
+    assert (
+        scalar(
+            settings,
+            "SELECT count(*) FROM ml.person_recommendations JOIN marts.person_consents "
+            "USING (person_id) WHERE NOT has_personalization_consent "
+            "AND (reason <> 'popular overall' OR is_behavioural)",
+        )
+        == 0
+    )
+    behavioural = scalar(
+        settings,
+        "SELECT count(DISTINCT person_id) FROM ml.person_recommendations WHERE is_behavioural",
+    )
+    assert behavioural > 0
+    assert behavioural == scalar(
+        settings,
+        "SELECT count(*) FROM marts.person_segments WHERE segment_key = 'has_recommendations'",
+    )
+    assert scalar(settings, "SELECT count(*) FROM ml.item_similarities") > 0
 
 
 def _ml_results(settings: Settings, result, evaluations) -> dict[str, int]:
@@ -208,6 +244,7 @@ def _ml_results(settings: Settings, result, evaluations) -> dict[str, int]:
     assert scalar(
         settings, "SELECT count(*) FROM ml.customer_lifetime_values WHERE is_top_value"
     ) == math.ceil(0.1 * scored)
+    _assert_recommendations(settings, result, persons)
     (drift,) = [e for e in evaluations if e.check_name == "churn_feature_drift"]
     assert drift.severity == dg.AssetCheckSeverity.WARN
     # the model was trained minutes ago on this data: no drift (issue 23: it always fired)

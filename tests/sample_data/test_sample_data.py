@@ -166,7 +166,7 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path: Path) 
     other = generate(tmp_path / "c", n_events=5_000, seed=8, files=4)
     a, b, c = digest(first.out_dir), digest(second.out_dir), digest(other.out_dir)
     assert a == b
-    assert len(a) == 4 + 1 + 2  # landing files, crm.sqlite, truth files
+    assert len(a) == 4 + 1 + 2 + 3  # landing files, crm.sqlite, truth files, taste truth files
     landing = {k: v for k, v in a.items() if k.startswith("landing/")}
     assert not set(landing.values()) & set(c.values())
 

@@ -1,6 +1,8 @@
 {#- Every segment each person holds, as of as_of: micro-segments (several per person), exactly one
     purchase stage, the RFM segment of buyers, and churn_at_risk for persons the current churn
-    model scores at or above the at-risk threshold (ml/churn_scores; none before a first model).
+    model scores at or above the at-risk threshold (ml/churn_scores; none before a first model),
+    and has_recommendations for persons with a recommendation from their own behaviour
+    (ml/person_recommendations; none before a first recommendation model).
 
     Rules live in seeds: segments (names, groups, priorities) and segment_rules (conditions). A
     condition compares one numeric column of person_features with a threshold; conditions with
@@ -38,6 +40,12 @@ rfm_scores as (
 churn_scores as (
 
     select * from {{ ref('stg_ml__churn_scores') }}
+
+),
+
+recommendations as (
+
+    select * from {{ ref('stg_ml__person_recommendations') }}
 
 ),
 
@@ -145,6 +153,21 @@ at_risk_segments as (
 
 ),
 
+recommendation_segments as (
+
+    -- persons with a recommendation from their own behaviour (not a popularity fallback)
+    select distinct
+        recommendations.person_id,
+        segments.segment_group,
+        segments.segment_key,
+        segments.segment_name
+    from recommendations
+    inner join features on recommendations.person_id = features.person_id
+    inner join segments on segments.segment_key = 'has_recommendations'
+    where recommendations.is_behavioural
+
+),
+
 unioned as (
 
     select * from rule_segments
@@ -152,6 +175,8 @@ unioned as (
     select * from rfm_segments
     union all
     select * from at_risk_segments
+    union all
+    select * from recommendation_segments
 
 ),
 
