@@ -207,9 +207,15 @@ class ModelRegistry:
             promoted, reason = _decide(
                 version, current, candidate_value, current_value, tolerance, metric, force
             )
-            if current and not force and "test_metrics" not in current_meta:
-                # validated on the latest labelled snapshot, before the held-out test split
-                # (issue 23): its number describes another snapshot and cannot be compared
+            if (
+                current
+                and not force
+                and "test_metrics" in candidate_meta
+                and "test_metrics" not in current_meta
+            ):
+                # a churn model validated on the latest labelled snapshot, before the held-out
+                # test split (issue 23): its number describes another snapshot and cannot be
+                # compared (models without a test split, e.g. recommenders, compare as usual)
                 promoted = True
                 reason = (
                     f"current model {current} was validated on another snapshot (before the "
