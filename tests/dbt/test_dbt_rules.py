@@ -388,6 +388,9 @@ EQUAL_IN_THE_SAMPLE_ONLY = {
     # a session with two purchases, or a purchase event outside a session's person, tells them
     # apart; the generated sample has one purchase per converting session
     ("person_features", ("web_orders", "converted_sessions")),
+    # a person with two orders in the 28 days before their exposure tells them apart (0/1 vs a
+    # count); the small sample has none in that window
+    ("experiment_person_metrics", ("pre_conversion", "pre_orders")),
 }
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
 
