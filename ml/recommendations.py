@@ -426,7 +426,9 @@ def recommend(
                 n,
             )
         )
-    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not frames:  # nobody to score (a sensor run whose new events changed no person)
+        return pd.DataFrame(columns=list(RECOMMENDATION_COLUMNS))
+    result = pd.concat(frames, ignore_index=True)
     result["model_version"] = model.version or UNREGISTERED_VERSION
     return result[list(RECOMMENDATION_COLUMNS)]
 

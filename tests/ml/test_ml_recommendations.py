@@ -101,6 +101,16 @@ def test_repeat_purchase_categories_may_be_recommended_again() -> None:
     assert bought in set(recs.product_id)  # beauty repeats (seed product_categories)
 
 
+def test_nobody_to_score_gives_an_empty_table_with_the_columns() -> None:
+    """A sensor run whose new events change no person scores nobody: the table is empty, not a
+    KeyError (the incremental run failed on a consent withdrawal)."""
+    from ml.recommendations import RECOMMENDATION_COLUMNS
+
+    model, interactions = _model("svd", _interactions())
+    recs = recommend(model, interactions, pd.DataFrame({"person_id": pd.Series([], dtype=str)}))
+    assert recs.empty and list(recs.columns) == list(RECOMMENDATION_COLUMNS)
+
+
 def test_without_personalization_consent_only_popular_overall() -> None:
     model, interactions = _model()
     persons = pd.DataFrame(
