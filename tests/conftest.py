@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from landing_helpers import landing_with_a_warning
 from online_helpers import online_store_on
 from process_helpers import free_port, stop_process_group
 
@@ -102,8 +103,7 @@ def dagster_server(tmp_path_factory, small_sample) -> Iterator[DagsterServer]:
     home.mkdir()
     shutil.copy(PROJECT_DIR / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
-    landing_dir = root / "landing"
-    shutil.copytree(small_sample.landing_dir, landing_dir)
+    landing_dir = landing_with_a_warning(small_sample.landing_dir, root / "landing")
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),

@@ -16,6 +16,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from dagster._core.storage.tags import CODE_LOCATION_TAG
+from landing_helpers import landing_with_a_warning
 
 from warehouse.settings import PROJECT_DIR
 
@@ -30,7 +31,7 @@ def cli_environment(home: Path, data_dir: Path, sample) -> dict[str, str]:
         **os.environ,
         "DAGSTER_HOME": str(home),
         "SEGWH_DATA_DIR": str(data_dir),
-        "SEGWH_LANDING_DIR": str(sample.landing_dir),
+        "SEGWH_LANDING_DIR": str(landing_with_a_warning(sample.landing_dir, data_dir / "landing")),
         "SEGWH_CRM_URL": sample.crm_url,
         "SEGWH_WAREHOUSE_PATH": str(data_dir / "warehouse.duckdb"),
         "SEGWH_AS_OF": "2026-11-01T00:00:00Z",

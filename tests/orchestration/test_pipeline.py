@@ -17,6 +17,7 @@ from documentation_helpers import (
     parquet_comments,
     published_expectation,
 )
+from landing_helpers import landing_with_a_warning
 from run_helpers import (
     assert_small_png,
     check_evaluations,
@@ -333,20 +334,7 @@ def test_a_bad_crm_batch_blocks_publishing_and_the_last_version_stays(
 
 
 def test_a_failed_warning_expectation_warns_without_blocking(tmp_path, small_sample, instance):
-    landing = tmp_path / "landing"
-    shutil.copytree(small_sample.landing_dir, landing)
-    (landing / "zz-late.jsonl").write_text(
-        json.dumps(
-            {
-                "event_id": "bulk-quantity",
-                "event_type": "add_to_cart",
-                "occurred_at": "2026-10-30T10:00:00Z",
-                "anonymous_id": "a-1",
-                "quantity": 5000,  # valid for the contract, suspicious for the warning
-            }
-        )
-        + "\n"
-    )
+    landing = landing_with_a_warning(small_sample.landing_dir, tmp_path / "landing")
     settings = dataclasses.replace(_settings(tmp_path, small_sample), landing_dir=landing)
     job = build_definitions(settings).resolve_job_def("full_build")
 
