@@ -522,6 +522,8 @@ def _recommend_block(
 
 def _block_rows(matrix: sp.csr_matrix, rows: np.ndarray, n_items: int) -> sp.csr_matrix:
     """Rows of ``matrix`` (an empty row for -1)."""
+    if matrix.shape[0] == 0:  # none of the persons has an interaction (rows are all -1)
+        return sp.csr_matrix((len(rows), n_items), dtype=matrix.dtype)
     picked = sp.csr_matrix(matrix[np.maximum(rows, 0)], shape=(len(rows), n_items))
     missing = rows < 0
     if not missing.any():

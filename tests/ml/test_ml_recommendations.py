@@ -111,6 +111,16 @@ def test_nobody_to_score_gives_an_empty_table_with_the_columns() -> None:
     assert recs.empty and list(recs.columns) == list(RECOMMENDATION_COLUMNS)
 
 
+def test_persons_without_any_product_interaction_get_popular_products() -> None:
+    """A sensor run whose only new person viewed a page (no product) scores against an empty
+    interaction matrix: they get the popular products (it raised an IndexError)."""
+    model, _ = _model("svd", _interactions())
+    empty = build_interactions(_interactions().iloc[0:0], model.catalogue)
+    recs = recommend(model, empty, pd.DataFrame({"person_id": ["new-visitor"]}), n=3)
+    assert len(recs) == 3 and not recs.is_behavioural.any()
+    assert set(recs.reason) <= {REASON_POPULAR_OVERALL, REASON_POPULAR_SEGMENT}
+
+
 def test_without_personalization_consent_only_popular_overall() -> None:
     model, interactions = _model()
     persons = pd.DataFrame(
