@@ -37,6 +37,7 @@ from serving.publish import (
     PUBLISHED_DUCKDB,
     parquet_copy_options,
     recover_interrupted_publish,
+    switch_parquet,
 )
 from serving.realtime import state as realtime_state
 from warehouse.connection import table_exists
@@ -131,9 +132,7 @@ def _erase_parquet(con: duckdb.DuckDBPyConnection, root: Path, removed: dict[str
         )
     con.execute("DROP VIEW _published")
     os.replace(folder, root / version)
-    link = root / f".{CURRENT}.{version}.tmp"
-    link.symlink_to(version, target_is_directory=True)
-    os.replace(link, root / CURRENT)
+    switch_parquet(root.parent, version)
     for old in root.iterdir():
         if old.is_dir() and not old.is_symlink() and old.name != version:
             shutil.rmtree(old)

@@ -1,11 +1,10 @@
 """Connection URLs with passwords never reach Dagster's storage: resources reference them by
 their environment variable, so the job snapshot stored with every run holds the name only."""
 
-from pathlib import Path
-
 import dagster as dg
 import pytest
 from run_helpers import settings_without_data
+from scan_helpers import files_holding
 
 from orchestration.definitions import build_definitions
 from orchestration.resources import build_resources
@@ -13,14 +12,6 @@ from warehouse.settings import CRM_URL_VARIABLE, POSTGRES_URL_VARIABLE
 
 CRM_PASSWORD = "crm-Pa55-s3cret"
 POSTGRES_PASSWORD = "pg-Pa55-s3cret"
-
-
-def _files_holding(folder: Path, needle: str) -> list[str]:
-    return [
-        str(path)
-        for path in folder.rglob("*")
-        if path.is_file() and needle.encode() in path.read_bytes()
-    ]
 
 
 def test_passwords_in_connection_urls_never_reach_dagster_storage(tmp_path, monkeypatch):
@@ -46,7 +37,7 @@ def test_passwords_in_connection_urls_never_reach_dagster_storage(tmp_path, monk
     assert all(CRM_URL_VARIABLE in snapshot for snapshot in stored)  # the name is stored
     for secret in (CRM_PASSWORD, POSTGRES_PASSWORD):
         assert not any(secret in snapshot for snapshot in stored)
-        assert _files_holding(home, secret) == []
+        assert files_holding(home, [secret]) == []
 
 
 def test_a_password_url_set_in_code_is_refused(tmp_path, monkeypatch):

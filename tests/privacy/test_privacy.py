@@ -25,6 +25,7 @@ from documentation_helpers import (
 )
 from online_helpers import online_store_on
 from run_helpers import settings_without_data
+from scan_helpers import files_holding
 from table_helpers import rows_differing
 
 from ingestion.events import discover_files, load_event_files
@@ -246,19 +247,6 @@ def _scan_redis(online: OnlineStore, values: set[str]) -> list[str]:
             found.append(f"redis {key.decode()}: {len(hits)}")
     client.close()
     return found
-
-
-def _files_holding(folder: Path, values: set[str]) -> list[str]:
-    """Files under ``folder`` whose bytes contain one of ``values`` (the bytes, not the rows:
-    deleted rows can survive in a file's free blocks)."""
-    needles = [v.encode() for v in values if len(v) >= 12]  # ids, pseudonyms, addresses
-    return [
-        f"{path}: {needle.decode()}"
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and not path.is_symlink()
-        for needle in needles
-        if needle in path.read_bytes()
-    ]
 
 
 def _scan_everything(world: World, values: set[str], skip_schemas=RAW_SCHEMAS) -> list[str]:
@@ -602,7 +590,8 @@ def test_erasure_removes_every_trace_and_later_loads_do_not_bring_the_person_bac
     # bytes, not only rows: the published file is rewritten (a patched copy kept the deleted
     # rows in its free blocks), and no temporary copy is left in the serving folder
     serving = world.settings.resolved_serving_dir
-    assert _files_holding(serving, identifiers) == []
+    long_enough = {v for v in identifiers if len(v) >= 12}  # ids, pseudonyms, addresses
+    assert files_holding(serving, long_enough) == []
 
     # the suppression list (privacy schema) keeps keyed hashes, by design; nothing else does
     assert _scan_everything(world, identifiers, skip_schemas=("privacy",)) == []
