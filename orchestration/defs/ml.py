@@ -194,8 +194,10 @@ def person_clusters(
     kinds={"python", "sklearn"},
     description=(
         "Trains the churn model on the labelled snapshots of marts.churn_snapshots (ml.churn): "
-        "train on earlier snapshots, validate on the latest labelled one; a logistic "
-        "regression and a gradient-boosted model, the better validation ROC-AUC wins. The "
+        "train on the earlier snapshots, select on the next, report on the latest labelled one "
+        "(held out); a logistic regression and a gradient-boosted model with the BG/NBD "
+        "quantities as features, side by side with BG/NBD, MBG/NBD and a logistic regression "
+        "on order features; the better validation ROC-AUC wins and is calibrated (Platt). The "
         "winner is registered as a new version in the model store and replaces the current "
         "model only if it is not worse beyond the tolerance (the decision and its reason are "
         "recorded). With too little history it trains nothing and says why."
