@@ -433,11 +433,12 @@ class ChurnModel:
                     state[item.name] = item.default_factory()
         self.__dict__.update(state)
 
-    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
-        """The pipeline's probability, before calibration."""
+    def derive_features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the features the model derives itself (``BTYD_FEATURES``, from its
+        fitted BG/NBD); the scored tables never hold them."""
         if "bg_nbd" in self.btyd_params and set(BTYD_FEATURES) & set(self.features.columns):
             horizon = self.config.get("horizon_days") or 0
-            frame = add_btyd_features(
+            return add_btyd_features(
                 frame,
                 BtydParams.from_dict(self.btyd_params["bg_nbd"]),
                 float(horizon),
@@ -449,7 +450,11 @@ class ChurnModel:
                     }
                 ),
             )
-        return _predict(self.pipeline, frame, self.features)
+        return frame
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """The pipeline's probability, before calibration."""
+        return _predict(self.pipeline, self.derive_features(frame), self.features)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probability per row of ``frame`` (missing feature columns count as
@@ -745,7 +750,8 @@ def score_churn(
                 break
         else:
             raise ValueError(f"pass as_of: frame has no {config.snapshot_column!r} or 'as_of'")
-    missing = [name for name in model.features.columns if name not in frame.columns]
+    derived = model.derive_features(frame)
+    missing = [name for name in model.features.columns if name not in derived.columns]
     if missing:  # scored as null; a model trained before a rename of its features
         log.warning(
             "churn model %s was trained on columns the scored table does not have: %s; they "
