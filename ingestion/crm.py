@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 import sqlalchemy as sa
 
 from privacy.suppression import suppression_condition
@@ -156,6 +155,8 @@ def load_crm_table(
             query = sa.select(*(sa.column(columns[c]).label(c) for c in present)).select_from(
                 sa.table(name, schema=schema or None)
             )
+            import pandas as pd  # only here: the code location loads without pandas
+
             with engine.connect() as source:  # type: ignore[union-attr]  # columns came from it
                 as_text = ", ".join(f"CAST({c} AS VARCHAR) AS {c}" for c in present)
                 # Arrow-backed frames keep integers and decimals exact (no float coercion);

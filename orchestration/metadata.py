@@ -1,4 +1,7 @@
-"""Asset metadata helpers: what the UI shows after a materialization."""
+"""Asset metadata helpers: what the UI shows after a materialization.
+
+NumPy and pandas are imported by the helpers that handle their values (a step that made them
+has imported them already): loading the code location imports neither."""
 
 from __future__ import annotations
 
@@ -6,15 +9,17 @@ import base64
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
-import numpy as np
-import pandas as pd
 
 # Not exported by dagster: the compute log manager of a default instance, whose files the
 # webserver serves (see png_metadata).
 from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The team that owns every asset of this code location (shown in the UI).
 OWNER = "team:data-platform"
@@ -33,6 +38,8 @@ def rounded(value: float) -> float:
 def tidy_value(value: object) -> object:
     """A metadata value as the UI should print it: floats (and float MetadataValues) rounded
     (``rounded``), NumPy integers and booleans as Python ones; anything else unchanged."""
+    import numpy as np
+
     if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, int | np.integer):
@@ -59,6 +66,8 @@ def format_number(value: object) -> str:
         return str(value)
     if not math.isfinite(value):
         return str(value)
+    import numpy as np
+
     return np.format_float_positional(value, trim="-")
 
 
@@ -104,6 +113,8 @@ def markdown_table(rows: Sequence[Mapping[str, object]]) -> dg.MetadataValue:
 
 def markdown_frame(frame: pd.DataFrame) -> dg.MetadataValue:
     """A small Markdown table of ``frame`` (``markdown_table``: integer columns as integers)."""
+    import pandas as pd
+
     rows = [
         {
             column: (int(value) if pd.api.types.is_integer_dtype(frame[column]) else value)

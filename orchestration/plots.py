@@ -12,14 +12,16 @@ query per plot, so a renamed column is changed in one place) and how it is drawn
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
-import pandas as pd
 
-from ml.plots import daily_bars_png, lines_over_time_png
 from orchestration.metadata import png_metadata
 from warehouse.connection import table_exists
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def events_per_day(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -87,7 +89,13 @@ def funnel_per_day(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return steps
 
 
+# ml.plots (matplotlib, scikit-learn) is imported when a plot is drawn, not when the code
+# location loads
+
+
 def events_per_day_png(con: duckdb.DuckDBPyConnection) -> bytes | None:
+    from ml.plots import daily_bars_png
+
     daily = events_per_day(con)
     if daily.empty:
         return None
@@ -101,6 +109,8 @@ def events_per_day_png(con: duckdb.DuckDBPyConnection) -> bytes | None:
 
 
 def segment_sizes_png(con: duckdb.DuckDBPyConnection) -> bytes | None:
+    from ml.plots import lines_over_time_png
+
     if not table_exists(con, "marts", "segment_membership_history"):
         return None
     sizes = segment_sizes_over_runs(con)
@@ -116,6 +126,8 @@ def segment_sizes_png(con: duckdb.DuckDBPyConnection) -> bytes | None:
 
 
 def funnel_png(con: duckdb.DuckDBPyConnection) -> bytes | None:
+    from ml.plots import lines_over_time_png
+
     steps = funnel_per_day(con)
     if steps.empty:
         return None

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
@@ -18,11 +19,8 @@ from pydantic import Field
 
 from ingestion.crm import crm_engine
 from ml.config import ChurnConfig
-from ml.recommendations import Recommender
-from ml.registry import ModelRegistry
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
 from privacy import pseudonyms
-from serving.online.store import OnlineStore
 from warehouse import connection as warehouse
 from warehouse.settings import (
     CRM_URL_VARIABLE,
@@ -33,6 +31,11 @@ from warehouse.settings import (
     dbt_environment_set,
     parse_as_of,
 )
+
+if TYPE_CHECKING:  # imported by the methods that return them: loading the code location does
+    # not import scikit-learn or redis (tests/test_startup.py)
+    from ml.registry import ModelRegistry
+    from serving.online.store import OnlineStore
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -141,7 +144,9 @@ class OnlineStoreResource(dg.ConfigurableResource):
     def enabled(self) -> bool:
         return bool(self.url)
 
-    def store(self) -> OnlineStore:
+    def store(self) -> "OnlineStore":
+        from serving.online.store import OnlineStore
+
         return OnlineStore(self.url, self.prefix, self.grace_seconds)
 
 
@@ -157,10 +162,15 @@ class ModelStoreResource(dg.ConfigurableResource):
         ),
     )
 
-    def registry(self) -> ModelRegistry:
+    def registry(self) -> "ModelRegistry":
+        from ml.registry import ModelRegistry
+
         return ModelRegistry(Path(self.path) / "churn")
 
-    def recommendation_registry(self) -> ModelRegistry:
+    def recommendation_registry(self) -> "ModelRegistry":
+        from ml.recommendations import Recommender
+        from ml.registry import ModelRegistry
+
         return ModelRegistry(Path(self.path) / "recommendations", model_class=Recommender)
 
     @property

@@ -11,17 +11,22 @@ chi-square p-value is below the threshold; their results are blocked in the tabl
 fails the run before publishing if any such experiment still shows a lift or p-value. A failed
 SRM check of one experiment does not stop the publish of everything else (a blocking Dagster
 check would): the block is on that experiment's results.
+
+``ml.experiments`` (scipy) and its plots are imported by the asset and checks that use them:
+loading the code location does not import them.
 """
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
 
 from ml.config import ExperimentConfig
-from ml.experiment_plots import lift_intervals_png
-from ml.experiments import WITHHELD_WHEN_BLOCKED, analyze_experiments, specs_from_seed
 from ml.schemas import EXPERIMENT_RESULTS
 from orchestration.metadata import OWNER, markdown_frame, png_metadata, tidy_metadata
 from orchestration.resources import AsOfResource, WarehouseResource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXPERIMENT_PERSON_METRICS = dg.AssetKey(["marts", "experiment_person_metrics"])
 EXPERIMENT_RESULTS_KEY = dg.AssetKey(["ml", "experiment_results"])
@@ -43,7 +48,7 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _write_results(warehouse: WarehouseResource, results: pd.DataFrame) -> None:
+def _write_results(warehouse: WarehouseResource, results: "pd.DataFrame") -> None:
     columns = EXPERIMENT_RESULTS.columns
     body = ",\n    ".join(f"{name} {column.type}" for name, column in columns.items())
     select = ", ".join(
@@ -79,6 +84,9 @@ def _write_results(warehouse: WarehouseResource, results: pd.DataFrame) -> None:
 def experiment_results(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, as_of: AsOfResource
 ) -> dg.MaterializeResult:
+    from ml.experiment_plots import lift_intervals_png
+    from ml.experiments import analyze_experiments, specs_from_seed
+
     with warehouse.connect(read_only=True) as con:
         persons = con.execute("SELECT * FROM marts.experiment_person_metrics").df()
         seed = con.execute("SELECT * FROM seeds.experiments").df()
@@ -113,7 +121,7 @@ def experiment_results(
     return dg.MaterializeResult(metadata=tidy_metadata(metadata))
 
 
-def _read_results(warehouse: WarehouseResource) -> pd.DataFrame:
+def _read_results(warehouse: WarehouseResource) -> "pd.DataFrame":
     with warehouse.connect(read_only=True) as con:
         return con.execute(f"SELECT * FROM {EXPERIMENT_RESULTS.name}").df()
 
@@ -155,6 +163,8 @@ def experiment_sample_ratio(warehouse: WarehouseResource) -> dg.AssetCheckResult
     ),
 )
 def blocked_results_are_withheld(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    from ml.experiments import WITHHELD_WHEN_BLOCKED
+
     results = _read_results(warehouse)
     blocked = results[results["is_srm_blocked"].astype(bool)] if len(results) else results
     leaking = (

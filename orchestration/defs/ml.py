@@ -16,22 +16,18 @@ the ``ml`` schema, which BI tools get through serving/published_segments:
 Drift checks (severity WARN): churn features against the current model's baseline (the
 scoring snapshot at training time: like with like),
 cluster shares and segment shares against the previous run.
+
+The ``ml`` modules that compute (scikit-learn, scipy, pandas, matplotlib) are imported by the
+asset or check that calls them: loading the code location, which every run and CLI call does,
+imports only ``ml.config`` and ``ml.schemas`` (tests/test_startup.py).
 """
 
 import json
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
-from ml.churn import (
-    InsufficientHistoryError,
-    at_risk_threshold,
-    score_churn,
-    train_churn_model,
-)
-from ml.clustering import ClusterState, fit_clusters
-from ml.clv import InsufficientClvHistoryError, backtest_clv, fit_clv, score_clv
 from ml.config import (
     CLUSTERING_FEATURES,
     ClusteringConfig,
@@ -39,9 +35,6 @@ from ml.config import (
     DriftConfig,
     FeatureConfig,
 )
-from ml.drift import classify_psi, feature_drift, share_psi
-from ml.plots import clustering_pngs, reliability_png, roc_curves_png, score_histogram_png
-from ml.registry import NoCurrentModelError
 from ml.schemas import (
     CHURN_SCORE_COLUMNS,
     CHURN_SCORES_TABLE,
@@ -52,6 +45,9 @@ from ml.schemas import (
 from orchestration.metadata import OWNER, markdown_frame, png_metadata, tidy_metadata
 from orchestration.resources import ModelStoreResource, WarehouseResource
 from warehouse.connection import table_exists
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GROUP = "ml"
 PERSON_FEATURES = dg.AssetKey(["marts", "person_features"])
@@ -94,12 +90,12 @@ class ClusteringRunConfig(dg.Config):
         )
 
 
-def _read(warehouse: WarehouseResource, sql: str) -> pd.DataFrame:
+def _read(warehouse: WarehouseResource, sql: str) -> "pd.DataFrame":
     with warehouse.connect(read_only=True) as con:
         return con.execute(sql).df()
 
 
-def _replace_table(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> None:
+def _replace_table(warehouse: WarehouseResource, table: str, frame: "pd.DataFrame") -> None:
     with warehouse.connect() as con:
         con.execute("CREATE SCHEMA IF NOT EXISTS ml")
         con.register("frame", frame)
@@ -130,6 +126,9 @@ def person_clusters(
     warehouse: WarehouseResource,
     models: ModelStoreResource,
 ) -> dg.MaterializeResult:
+    from ml.clustering import ClusterState, fit_clusters
+    from ml.plots import clustering_pngs
+
     features = _read(warehouse, "SELECT * FROM marts.person_features")
     if features.empty:
         raise dg.Failure("marts.person_features is empty: there is nobody to cluster")
@@ -208,6 +207,9 @@ def churn_model(
     warehouse: WarehouseResource,
     models: ModelStoreResource,
 ) -> dg.MaterializeResult:
+    from ml.churn import InsufficientHistoryError, at_risk_threshold, train_churn_model
+    from ml.plots import reliability_png, roc_curves_png, score_histogram_png
+
     snapshots = _read(warehouse, "SELECT * FROM marts.churn_snapshots")
     config = models.churn_config()
     try:
@@ -299,6 +301,11 @@ def churn_scores(
     warehouse: WarehouseResource,
     models: ModelStoreResource,
 ) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from ml.churn import at_risk_threshold, score_churn
+    from ml.registry import NoCurrentModelError
+
     config = models.churn_config()
     try:
         model = models.registry().load_current()
@@ -357,6 +364,10 @@ def churn_scores(
 def customer_lifetime_values(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from ml.clv import InsufficientClvHistoryError, backtest_clv, fit_clv, score_clv
+
     config = ClvConfig()
     snapshot = _read(warehouse, "SELECT * FROM marts.churn_scoring_snapshot")
     metadata: dict[str, object] = {}
@@ -395,9 +406,11 @@ def customer_lifetime_values(
 def _drift_result(
     psi_value: float | None,
     what: str,
-    table: pd.DataFrame | None = None,
+    table: "pd.DataFrame | None" = None,
     **extra: object,
 ) -> dg.AssetCheckResult:
+    from ml.drift import classify_psi
+
     drift = DriftConfig()
     if psi_value is None:
         return dg.AssetCheckResult(
@@ -430,6 +443,8 @@ def _drift_result(
 def churn_feature_drift(
     warehouse: WarehouseResource, models: ModelStoreResource
 ) -> dg.AssetCheckResult:
+    from ml.drift import feature_drift
+
     registry = models.registry()
     version = registry.current_version()
     if version is None:
@@ -463,6 +478,8 @@ def cluster_share_drift(context: dg.AssetCheckExecutionContext) -> dg.AssetCheck
     ),
 )
 def segment_share_drift(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    from ml.drift import share_psi
+
     shares = _read(
         warehouse,
         """

@@ -11,22 +11,16 @@
   new, or whose consent changed) and drops the persons no longer profiled: no retraining, the
   model scores new behaviour by folding it in.
 - ``ml/item_similarities``: the current model's similar products per product.
+
+``ml.recommendations`` (scikit-learn, scipy) and its plots are imported by the assets that use
+them: loading the code location does not import them.
 """
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
 
 from ml.config import RecommendationConfig
-from ml.plots import recommendation_diversity_png, recommendation_metrics_png
-from ml.recommendations import (
-    BacktestResult,
-    Recommender,
-    build_interactions,
-    item_similarities,
-    recommend,
-    train_recommender,
-)
-from ml.registry import NoCurrentModelError
 from ml.schemas import (
     ITEM_SIMILARITIES,
     ITEM_SIMILARITY_COLUMNS,
@@ -38,6 +32,11 @@ from orchestration.defs.ml import GROUP, PERSON_CLUSTERS, PERSON_FEATURES
 from orchestration.metadata import OWNER, markdown_frame, png_metadata, tidy_metadata
 from orchestration.resources import ModelStoreResource, WarehouseResource
 from warehouse.connection import table_exists
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ml.recommendations import BacktestResult, Recommender
 
 PERSON_ITEM_INTERACTIONS = dg.AssetKey(["marts", "person_item_interactions"])
 BACKTEST_INTERACTIONS = dg.AssetKey(["marts", "recommendation_backtest_interactions"])
@@ -58,12 +57,12 @@ LEFT JOIN marts.person_consents AS consents USING (person_id)
 """
 
 
-def _read(warehouse: WarehouseResource, sql: str) -> pd.DataFrame:
+def _read(warehouse: WarehouseResource, sql: str) -> "pd.DataFrame":
     with warehouse.connect(read_only=True) as con:
         return con.execute(sql).df()
 
 
-def _persons(warehouse: WarehouseResource) -> pd.DataFrame:
+def _persons(warehouse: WarehouseResource) -> "pd.DataFrame":
     """Every profiled person with their consent and segment (behavioural cluster, when the
     clustering has run)."""
     with warehouse.connect(read_only=True) as con:
@@ -101,6 +100,9 @@ def recommendation_model(
     warehouse: WarehouseResource,
     models: ModelStoreResource,
 ) -> dg.MaterializeResult:
+    from ml.plots import recommendation_diversity_png, recommendation_metrics_png
+    from ml.recommendations import train_recommender
+
     config = RecommendationConfig()
     interactions = _read(warehouse, "SELECT * FROM marts.person_item_interactions")
     backtest = _read(warehouse, "SELECT * FROM marts.recommendation_backtest_interactions")
@@ -145,12 +147,14 @@ def recommendation_model(
     )
 
 
-def _by_segment(result: BacktestResult) -> pd.DataFrame:
+def _by_segment(result: "BacktestResult") -> "pd.DataFrame":
     frame = result.by_segment
     return frame[frame["model"].isin([result.best_model, "popularity_overall"])]
 
 
-def _current_model(models: ModelStoreResource) -> Recommender | None:
+def _current_model(models: ModelStoreResource) -> "Recommender | None":
+    from ml.registry import NoCurrentModelError
+
     try:
         return models.recommendation_registry().load_current()
     except NoCurrentModelError:
@@ -177,6 +181,10 @@ def person_recommendations(
     warehouse: WarehouseResource,
     models: ModelStoreResource,
 ) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from ml.recommendations import build_interactions, recommend
+
     table = PERSON_RECOMMENDATIONS.name
     model = _current_model(models)
     if model is None:
@@ -252,7 +260,7 @@ def _previous_state(con, table: str) -> dict | None:
 
 
 def _persons_to_refresh(
-    warehouse: WarehouseResource, persons: pd.DataFrame, previous_as_of
+    warehouse: WarehouseResource, persons: "pd.DataFrame", previous_as_of
 ) -> set[str]:
     """Persons with an interaction after the table's as_of, persons without recommendations,
     and persons whose personalization consent differs from their recommendations'."""
@@ -291,6 +299,10 @@ def _persons_to_refresh(
 def item_similarities_table(
     warehouse: WarehouseResource, models: ModelStoreResource
 ) -> dg.MaterializeResult:
+    import pandas as pd
+
+    from ml.recommendations import item_similarities
+
     model = _current_model(models)
     table = ITEM_SIMILARITIES.name
     frame = pd.DataFrame()
