@@ -6,9 +6,12 @@ into pandas. The result format is always ``SUMMARY`` with at most ``MAX_EXAMPLES
 ``COMPLETE``, which would list every unexpected row.
 
 The warehouse file is opened READ-ONLY through :mod:`expectations.duckdb_compat`, which also
-explains the DuckDB workaround. Each call builds an ephemeral GX context (nothing is written to
-disk, analytics off) and closes every connection before it returns, so a writer can open the
-file again right afterwards.
+explains the DuckDB workaround. A process has one ephemeral GX context (nothing is written to
+disk, analytics off), made by its first validation: a run validates a dozen suites, and a
+context per suite cost its set-up (a temporary docs folder, the configuration serialized on each
+change) every time. Each call adds its datasource, closes every connection and removes the
+datasource before it returns, so a writer can open the file again right afterwards and the next
+call starts from the same empty context.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import decimal
 import enum
 import json
 import logging
+import threading
 import time
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +45,8 @@ INDEX_COLUMNS_META_KEY = "unexpected_index_column_names"
 
 _DATASOURCE_NAME = "warehouse"
 _MAX_ERROR_CHARS = 300
+# a GX context is not thread-safe: validations of one process take turns on it
+_CONTEXT_LOCK = threading.Lock()
 
 
 def validate_table(
@@ -68,9 +75,51 @@ def validate_table(
     schema = schema or "main"
 
     started = time.perf_counter()
+    with _CONTEXT_LOCK:
+        results = _validate(path, schema, name, table, suite, row_filter, session_settings)
+
+    outcome = SuiteOutcome(
+        suite_name=suite.name,
+        table=table,
+        outcomes=sorted((_to_outcome(r) for r in results), key=lambda o: not o.blocking),
+        elapsed_seconds=time.perf_counter() - started,
+    )
+    logger.info(
+        "Suite %s on %s: %s (%d blocking and %d warning failures of %d) in %.2fs",
+        outcome.suite_name,
+        table,
+        "passed" if outcome.success else "FAILED",
+        len(outcome.failed_blocking),
+        len(outcome.failed_warnings),
+        len(outcome.outcomes),
+        outcome.elapsed_seconds,
+    )
+    return outcome
+
+
+@cache
+def _context() -> Any:
+    """The process's GX context: ephemeral, analytics and progress bars off."""
     context = gx.get_context(mode="ephemeral")
     context.enable_analytics(False)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _validate(
+    path: Path,
+    schema: str,
+    name: str,
+    table: str,
+    suite: gx.ExpectationSuite,
+    row_filter: str | None,
+    session_settings: Mapping[str, str] | None,
+) -> list[Any]:
+    """The GX results of ``suite`` on the table, through a datasource of the process's context
+    that exists only during this call."""
+    context = _context()
+    if _DATASOURCE_NAME in context.data_sources.all():  # left by a call that failed to add it
+        context.data_sources.delete(_DATASOURCE_NAME)
     datasource = context.data_sources.add_sql(
         name=_DATASOURCE_NAME,
         connection_string=duckdb_compat.connection_string(path),
@@ -108,24 +157,8 @@ def validate_table(
         results += [batch.validate(e, result_format="COMPLETE") for e in row_queries]
     finally:
         _close(datasource)
-
-    outcome = SuiteOutcome(
-        suite_name=suite.name,
-        table=table,
-        outcomes=sorted((_to_outcome(r) for r in results), key=lambda o: not o.blocking),
-        elapsed_seconds=time.perf_counter() - started,
-    )
-    logger.info(
-        "Suite %s on %s: %s (%d blocking and %d warning failures of %d) in %.2fs",
-        outcome.suite_name,
-        table,
-        "passed" if outcome.success else "FAILED",
-        len(outcome.failed_blocking),
-        len(outcome.failed_warnings),
-        len(outcome.outcomes),
-        outcome.elapsed_seconds,
-    )
-    return outcome
+        context.data_sources.delete(_DATASOURCE_NAME)
+    return results
 
 
 def _table_columns(engine: sa.Engine, schema: str, name: str) -> list[str]:

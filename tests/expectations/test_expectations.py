@@ -6,6 +6,7 @@ Every test validates real DuckDB files in tmp_path through Great Expectations' S
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -347,6 +348,39 @@ def test_validation_is_read_only_and_releases_the_file(tmp_path: Path) -> None:
     # Every connection is closed again, so a writer can open the file right afterwards.
     with duckdb.connect(str(path)) as writer:
         writer.execute("INSERT INTO raw.events SELECT * FROM raw.events LIMIT 1")
+
+
+def test_one_gx_context_per_process_with_nothing_left_between_suites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run validates a dozen suites: they share the process's GX context (one set-up, one
+    temporary docs folder), and each call leaves it empty, even after an error, so the next
+    validation sees its own file and table, never the previous one's."""
+    from expectations import runner
+
+    made = []
+    get_context = gx.get_context
+    monkeypatch.setattr(gx, "get_context", lambda **kw: made.append(1) or get_context(**kw))
+    # a fresh per-process context for this test; the shared one is restored afterwards
+    monkeypatch.setattr(runner, "_context", cache(runner._context.__wrapped__))
+    first = make_warehouse(tmp_path / "first.duckdb")
+    second = make_warehouse(
+        tmp_path / "second.duckdb", "DELETE FROM raw.events WHERE event_id = 'e1'"
+    )
+    suite = load_suite("raw_events")
+
+    with pytest.raises(sa.exc.DBAPIError, match="nope"):
+        validate_table(first, "raw.nope", suite)
+    rows = [
+        find(
+            validate_table(path, "raw.events", suite), "expect_table_row_count_to_be_between", None
+        )
+        for path in (first, second, first)
+    ]
+
+    assert [r.observed_value for r in rows] == [ROWS, ROWS - 1, ROWS]
+    assert len(made) == 1
+    assert not runner._context().data_sources.all()
 
 
 def test_compat_engine_cannot_write(tmp_path: Path) -> None:
