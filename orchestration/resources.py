@@ -33,7 +33,7 @@ from warehouse.settings import (
 )
 
 if TYPE_CHECKING:  # imported by the methods that return them: loading the code location does
-    # not import scikit-learn or redis (tests/test_startup.py)
+    # not import scikit-learn through the model registry (tests/test_startup.py)
     from ml.registry import ModelRegistry
     from serving.online.store import OnlineStore
 

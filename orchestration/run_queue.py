@@ -15,7 +15,7 @@ Who starts it:
 The claim (check, then mark the run STARTING) happens under a file lock in ``$DAGSTER_HOME``, so
 two CLI processes never claim at once. A daemon that comes alive between the CLI's heartbeat
 check and its claim could also dequeue the run; its run worker then finds the run already
-started (it needs 15-20 s to import the definitions first) and ignores itself (Dagster's
+started (it needs seconds to import the definitions first) and ignores itself (Dagster's
 duplicate-run-worker check, with run monitoring enabled).
 
 A CLI run records its process (host, pid, process start time) in a tag. A run whose CLI process

@@ -90,7 +90,7 @@ def loaded_files(warehouse_path: Path, instance: dg.DagsterInstance) -> dict[str
 
     The warehouse is opened read-only for a moment, and only when no run is starting or in
     progress: DuckDB allows one read-write process or many read-only ones, so a reader must not
-    be there when a run opens the file (a run starts writing after 15-20 s of imports)."""
+    be there when a run opens the file (a run starts writing seconds after it is launched)."""
     if not warehouse_path.exists():
         # an incremental run needs a full build before it: the first one loads every landed file
         return (
