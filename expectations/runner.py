@@ -19,7 +19,7 @@ import enum
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +49,15 @@ def validate_table(
     *,
     row_filter: str | None = None,
     session_settings: Mapping[str, str] | None = None,
+    session_sql: Sequence[str] = (),
 ) -> SuiteOutcome:
     """Validate ``table`` (``"schema.name"`` or ``"name"`` in ``main``) of a DuckDB file.
 
     ``row_filter`` (a SQL boolean expression, e.g. ``_load_id = 'abc'``) restricts the batch to
     matching rows, so an incremental run validates only what it added; still pushed down.
     ``session_settings`` are the warehouse's DuckDB settings (time zone, memory limit), set on
-    the validation connections like on the warehouse's other sessions.
+    the validation connections like on the warehouse's other sessions; ``session_sql`` runs on
+    each of them too (e.g. the TEMP macro a validated view calls).
 
     The file is opened read-only, so the caller must make sure no writer holds it, in this
     process or any other. Other readers may stay open. Raises if the file or the table does not
@@ -74,7 +76,9 @@ def validate_table(
     datasource = context.data_sources.add_sql(
         name=_DATASOURCE_NAME,
         connection_string=duckdb_compat.connection_string(path),
-        kwargs=duckdb_compat.engine_kwargs(search_path=schema, session_settings=session_settings),
+        kwargs=duckdb_compat.engine_kwargs(
+            search_path=schema, session_settings=session_settings, session_sql=session_sql
+        ),
     )
     try:
         columns = _table_columns(datasource.get_engine(), schema, name)
