@@ -63,7 +63,7 @@ tests/expectations/test_expectations.py fails without this module.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,9 @@ class ReadOnlyDuckDBDialect(duckdb_engine.Dialect):
         for name, value in (cparams.get("session_settings") or {}).items():
             literal = str(value).replace("'", "''")
             connection.execute(f"SET {name} = '{literal}'")
+        # session objects the caller needs (e.g. a TEMP macro a staging view calls)
+        for statement in cparams.get("session_sql") or ():
+            connection.execute(statement)
         return duckdb_engine.ConnectionWrapper(connection)
 
     # A rollback would discard DuckDB's pending result before GX fetches it (cause 1 above).
@@ -124,15 +127,23 @@ def connection_string(warehouse_path: str | Path) -> str:
 
 
 def engine_kwargs(
-    search_path: str | None = None, session_settings: Mapping[str, str] | None = None
+    search_path: str | None = None,
+    session_settings: Mapping[str, str] | None = None,
+    session_sql: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``create_engine`` keyword arguments (GX: ``add_sql(kwargs=...)``) for this dialect.
 
     ``session_settings`` (e.g. ``{"TimeZone": "UTC", "memory_limit": "2GB"}``) are set on every
     connection: the caller passes the warehouse's, so validation queries see timestamps and
-    bound memory like every other session. ``None`` keeps DuckDB's defaults.
+    bound memory like every other session. ``None`` keeps DuckDB's defaults. ``session_sql``
+    statements run on every connection too (the caller's session objects, e.g. a TEMP macro
+    that a view calls); they are never logged.
     """
-    connect_args = {"search_path": search_path, "session_settings": session_settings}
+    connect_args = {
+        "search_path": search_path,
+        "session_settings": session_settings,
+        "session_sql": list(session_sql),
+    }
     connect_args = {key: value for key, value in connect_args.items() if value}
     return {"connect_args": connect_args} if connect_args else {}
 

@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -56,13 +56,15 @@ def validate_table(
     *,
     row_filter: str | None = None,
     session_settings: Mapping[str, str] | None = None,
+    session_sql: Sequence[str] = (),
 ) -> SuiteOutcome:
     """Validate ``table`` (``"schema.name"`` or ``"name"`` in ``main``) of a DuckDB file.
 
     ``row_filter`` (a SQL boolean expression, e.g. ``_load_id = 'abc'``) restricts the batch to
     matching rows, so an incremental run validates only what it added; still pushed down.
     ``session_settings`` are the warehouse's DuckDB settings (time zone, memory limit), set on
-    the validation connections like on the warehouse's other sessions.
+    the validation connections like on the warehouse's other sessions; ``session_sql`` runs on
+    each of them too (e.g. the TEMP macro a validated view calls).
 
     The file is opened read-only, so the caller must make sure no writer holds it, in this
     process or any other. Other readers may stay open. Raises if the file or the table does not
@@ -76,7 +78,9 @@ def validate_table(
 
     started = time.perf_counter()
     with _CONTEXT_LOCK:
-        results = _validate(path, schema, name, table, suite, row_filter, session_settings)
+        results = _validate(
+            path, schema, name, table, suite, row_filter, session_settings, session_sql
+        )
 
     outcome = SuiteOutcome(
         suite_name=suite.name,
@@ -114,6 +118,7 @@ def _validate(
     suite: gx.ExpectationSuite,
     row_filter: str | None,
     session_settings: Mapping[str, str] | None,
+    session_sql: Sequence[str],
 ) -> list[Any]:
     """The GX results of ``suite`` on the table, through a datasource of the process's context
     that exists only during this call."""
@@ -123,7 +128,9 @@ def _validate(
     datasource = context.data_sources.add_sql(
         name=_DATASOURCE_NAME,
         connection_string=duckdb_compat.connection_string(path),
-        kwargs=duckdb_compat.engine_kwargs(search_path=schema, session_settings=session_settings),
+        kwargs=duckdb_compat.engine_kwargs(
+            search_path=schema, session_settings=session_settings, session_sql=session_sql
+        ),
     )
     try:
         columns = _table_columns(datasource.get_engine(), schema, name)

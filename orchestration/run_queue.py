@@ -21,6 +21,9 @@ duplicate-run-worker check, with run monitoring enabled).
 A CLI run records its process (host, pid, process start time) in a tag. A run whose CLI process
 is gone (killed, machine restarted) is marked failed, so it does not hold the slot: by the next
 CLI that waits for the slot and by the ``release_dead_cli_runs`` sensor while the daemon runs.
+A run the daemon launched whose run worker was killed is failed by the daemon's run monitoring
+(dagster.yaml); with no daemon alive, by the next CLI that waits for the slot (the worker's pid,
+on a local SQLite instance).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from dagster._core.remote_origin import (
 )
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.storage.dagster_run import ACTIVE_RUN_STATUSES, RunsFilter
+from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.tags import CODE_LOCATION_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._utils.tags import TagConcurrencyLimitsCounter
@@ -57,6 +61,8 @@ CLI_PROCESS_TAG = "segwh/cli_process"
 DAEMON_HEARTBEAT_TOLERANCE_SECONDS = 70
 _REPOSITORY_NAME = "__repository__"  # the repository Dagster makes of a Definitions object
 _CLAIM_LOCK_FILE = ".segwh-run-claim.lock"
+# the engine event a run worker reports first, with its pid (dagster api execute_run, gRPC)
+RUN_WORKER_STARTED = "Started process for run"
 
 
 @cache
@@ -132,7 +138,8 @@ def try_claim(instance: dg.DagsterInstance, run_id: str) -> bool:
             return False
         if isinstance(instance.run_coordinator, QueuedRunCoordinator) and daemon_alive(instance):
             return False
-        release_dead_cli_runs(instance)
+        # no daemon alive: nobody else notices a killed run that holds the slot
+        release_dead_cli_runs(instance, run_workers=True)
         if not _next_in_queue(instance, run_id):
             return False
         instance.report_dagster_event(
@@ -183,22 +190,62 @@ def _priority(run: dg.DagsterRun) -> int:
         return 0
 
 
-def release_dead_cli_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark failed every in-progress CLI run of this host whose CLI process is gone; their ids."""
+def release_dead_cli_runs(instance: dg.DagsterInstance, *, run_workers: bool = False) -> list[str]:
+    """Mark failed every in-progress CLI run of this host whose CLI process is gone; their ids.
+
+    ``run_workers``: also every in-progress run a daemon launched whose run worker process is
+    gone (the worker records its pid when it starts). Only when no daemon is alive (its run
+    monitoring does this otherwise) and on an instance with local SQLite storage, whose runs'
+    workers ran on this machine (a pid of another machine says nothing here)."""
+    local = run_workers and isinstance(instance.run_storage, SqliteRunStorage)
     released = []
     for run in instance.get_runs(RunsFilter(statuses=ACTIVE_RUN_STATUSES)):
         process = run.tags.get(CLI_PROCESS_TAG)
-        if process is None or not _process_gone(process):
+        if process is not None and _process_gone(process):
+            who = f"The segwh process that executed this run ({process})"
+        elif process is None and local and _run_worker_gone(instance, run.run_id):
+            who = "The run worker process of this run"
+        else:
             continue
         instance.report_engine_event(
-            f"The segwh process that executed this run ({process}) is gone (killed or the "
-            "machine restarted): the run is marked failed so that it does not hold the "
-            "one-writer slot. Run it again.",
+            f"{who} is gone (killed or the machine restarted): the run is marked failed so "
+            "that it does not hold the one-writer slot. Run it again.",
             run,
         )
         instance.report_run_failed(run)
         released.append(run.run_id)
     return released
+
+
+def _run_worker_gone(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """The run's worker process (pid of its "Started process for run" event) no longer runs:
+    no such pid, or the pid now belongs to a process started after the event."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ENGINE_EVENT, ascending=False, limit=100
+    ).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if not (event.message or "").startswith(RUN_WORKER_STARTED):  # not a step's process
+            continue
+        pid = (getattr(event.event_specific_data, "metadata", None) or {}).get("pid")
+        if pid is None or not str(pid.value).isdigit():
+            continue
+        started = _process_start_time(int(pid.value))
+        return started is None or started > record.event_log_entry.timestamp + 1
+    return False  # no worker started yet: leave it (the daemon may still be launching it)
+
+
+def _process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds); None if there is no such process."""
+    ticks = _start_ticks(pid)
+    if not ticks:
+        return None
+    boot = next(
+        int(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    return boot + int(ticks) / os.sysconf("SC_CLK_TCK")
 
 
 def _this_process() -> str:

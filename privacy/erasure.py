@@ -11,8 +11,8 @@ customer, found by customer id or email:
    or carries one of the subject's pseudonyms (columns in ``PSEUDONYM_COLUMNS``);
 3. from the published outputs (``serving.erasure``, which reuses this module's predicates);
 4. the pseudonyms of the customer ids, the email and the anonymous ids go to
-   ``privacy.suppressed_identifiers``: ingestion drops their rows from later loads, so the
-   person does not come back from landing files or the CRM;
+   ``privacy.suppressed_identifiers`` (as SHA-256 hashes of the pseudonyms): ingestion drops
+   their rows from later loads, so the person does not come back from landing files or the CRM;
 5. ``privacy.erasure_requests`` records the request without personal data: a request id, the
    keyed hash of the subject, the times and the rows removed per table.
 
@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from privacy.pseudonyms import pseudonym
-from privacy.suppression import ensure_privacy_tables
+from privacy.suppression import ensure_privacy_tables, pseudonym_hash
 from warehouse.connection import table_exists
 
 log = logging.getLogger(__name__)
@@ -224,11 +224,11 @@ def erase_in_warehouse(
             predicate = person_predicate(columns)
             if predicate:
                 delete_rows(con, f'"{schema}"."{table}"', predicate, report.rows_removed)
-        suppressed = {*pseudonyms, report.subject_pseudonym}
+        suppressed = {pseudonym_hash(p) for p in {*pseudonyms, report.subject_pseudonym}}
         con.executemany(
             "INSERT INTO privacy.suppressed_identifiers SELECT ?, ? WHERE ? NOT IN "
-            "(SELECT pseudonym FROM privacy.suppressed_identifiers)",
-            [[p, request_id, p] for p in sorted(suppressed)],
+            "(SELECT pseudonym_hash FROM privacy.suppressed_identifiers)",
+            [[h, request_id, h] for h in sorted(suppressed)],
         )
         con.execute("COMMIT")
     except BaseException:

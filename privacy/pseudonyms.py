@@ -5,10 +5,14 @@ hex digits (128 bits) of HMAC-SHA256 with a secret key. The key comes from the e
 variable SEGWH_PSEUDONYMIZATION_KEY, never from the repository. Without the key a pseudonym
 cannot be linked back to a customer; with it, erasure can find a person's rows.
 
-dbt computes pseudonyms with the DuckDB macro ``segwh_pseudonymize(x)``, which this module
-installs in the warehouse before dbt runs, so the key never appears in dbt's compiled SQL or logs.
-The macro lives in the working warehouse, which also holds the raw personal data: protect the
-file like the raw data (published outputs never contain it).
+SQL computes pseudonyms with the DuckDB macro ``segwh_pseudonymize(x)``. The macro holds the key,
+so it is never stored: it is a TEMP macro, created on each connection from the environment
+(``install`` / ``install_session``; every ``warehouse.connection.connect`` session gets it when
+the environment has the key; dbt's connections get it from the dbt-duckdb plugin
+``privacy.dbt_plugin``, named in dbt_project/profiles.yml). The warehouse file, dbt's compiled
+SQL, manifest and logs name the macro, never the key; a warehouse written by an older version,
+which stored the macro, loses it at the next ``install`` (the compaction after an erasure also
+clears the freed pages that held it).
 
 The warehouse records a fingerprint of the key it was built with; a run with another key stops
 with an explanation, because stored pseudonyms would no longer match the new ones.
@@ -21,6 +25,8 @@ import hmac
 import os
 
 import duckdb
+
+from warehouse import connection
 
 KEY_ENV_VAR = "SEGWH_PSEUDONYMIZATION_KEY"
 MIN_KEY_LENGTH = 32
@@ -79,24 +85,68 @@ def _hmac_macro_sql(key: bytes) -> str:
     inner = bytes(b ^ 0x36 for b in block).hex()
     outer = bytes(b ^ 0x5C for b in block).hex()
     return (
-        f"CREATE OR REPLACE MACRO {SQL_FUNCTION}(x) AS CASE WHEN x IS NOT NULL THEN "
+        f"CREATE OR REPLACE TEMP MACRO {SQL_FUNCTION}(x) AS CASE WHEN x IS NOT NULL THEN "
         f"left(sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode(x::VARCHAR)))),"
         f" {PSEUDONYM_HEX_DIGITS}) END"
     )
 
 
 def install(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
-    """Create ``segwh_pseudonymize`` in the warehouse; refuse a key other than the recorded one."""
+    """Make ``segwh_pseudonymize`` available on ``con`` (a read-write warehouse connection):
+    record the key's fingerprint on first use, refuse a key other than the recorded one, drop a
+    macro an older version stored in the file, and create the TEMP macro of this session."""
     con.execute(PRIVACY_DDL)
+    check_key(con, key)
+    recorded = con.execute("SELECT count(*) FROM privacy.pseudonymization_key").fetchone()[0]
+    if not recorded:
+        con.execute(
+            "INSERT INTO privacy.pseudonymization_key (fingerprint) VALUES (?)", [fingerprint(key)]
+        )
+    database = con.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+    con.execute(f'DROP MACRO IF EXISTS "{database}".main.{SQL_FUNCTION}')  # a stored, keyed one
+    install_session(con, key)
+
+
+def check_key(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+    """Raise if the warehouse on ``con`` records the fingerprint of another key."""
+    if not _has_key_table(con):
+        return
     recorded = con.execute("SELECT fingerprint FROM privacy.pseudonymization_key").fetchall()
-    current = fingerprint(key)
-    if recorded and recorded[0][0] != current:
+    if recorded and recorded[0][0] != fingerprint(key):
         raise PseudonymizationKeyError(
             f"{KEY_ENV_VAR} is not the key this warehouse was built with: its stored pseudonyms "
             "would not match new ones. Restore the previous key; to rotate the key on purpose, "
             "delete the row of privacy.pseudonymization_key and rebuild every model with "
             "`dbt build --full-refresh` (published ids and the churn training history change)."
         )
-    if not recorded:
-        con.execute("INSERT INTO privacy.pseudonymization_key (fingerprint) VALUES (?)", [current])
-    con.execute(_hmac_macro_sql(key))
+
+
+def _has_key_table(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'privacy' AND table_name = 'pseudonymization_key'"
+        ).fetchone()[0]
+    )
+
+
+def install_session(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
+    """Create the TEMP macro ``segwh_pseudonymize`` on ``con`` only (also on a read-only
+    connection): it lives in the session's memory and dies with it, never in the file."""
+    con.execute(session_macro_sql(key))
+
+
+def session_macro_sql(key: bytes) -> str:
+    """The statement that creates the session's TEMP macro. It embeds the key: run it, never
+    log or store it."""
+    return _hmac_macro_sql(key)
+
+
+def _install_from_environment(con: duckdb.DuckDBPyConnection) -> None:
+    """Every warehouse session (``warehouse.connection.connect``) gets the macro when the
+    environment has a key, as dbt's connections do (privacy/dbt_plugin.py)."""
+    if os.environ.get(KEY_ENV_VAR, "").strip():
+        install_session(con, key_from_environment())
+
+
+connection.on_every_session(_install_from_environment)

@@ -16,6 +16,7 @@ from landing_helpers import landing_with_a_warning
 from online_helpers import online_store_on
 from process_helpers import free_port, stop_process_group
 
+import privacy.pseudonyms  # noqa: F401  (warehouse sessions get the pseudonymization macro)
 from warehouse.settings import PROJECT_DIR
 
 # Identifiers are pseudonymized with a secret key from the environment; tests use a fixed one

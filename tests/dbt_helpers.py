@@ -134,6 +134,8 @@ def warehouse_connection(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]
     DuckDB refuses a second connection with another configuration)."""
     con = duckdb.connect(str(warehouse))
     try:
+        # the session's pseudonymization macro (staging views call it; never stored)
+        pseudonyms.install_session(con, pseudonyms.key_from_environment())
         yield con
     finally:
         con.close()

@@ -6,7 +6,7 @@ every writer opens the file only for its step and closes it before dbt or a chec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +23,22 @@ def session_settings(memory_limit: str | None = None) -> dict[str, str]:
     return {"TimeZone": "UTC", "memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT}
 
 
+# Set up every session this module opens (e.g. privacy.pseudonyms registers the TEMP
+# pseudonymization macro that staging views call: a session object, never stored in the file).
+_SESSION_SETUPS: list[Callable[[duckdb.DuckDBPyConnection], None]] = []
+
+
+def on_every_session(setup: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """Run ``setup`` on every connection ``connect`` opens from now on (once per function)."""
+    if setup not in _SESSION_SETUPS:
+        _SESSION_SETUPS.append(setup)
+
+
+def compaction_copy_path(path: Path) -> Path:
+    """Where ``warehouse.compaction.compact`` writes the fresh copy before it swaps it in."""
+    return path.with_name(f".{path.name}.compacting.tmp")
+
+
 @contextmanager
 def connect(
     path: Path | str, *, read_only: bool = False, memory_limit: str | None = None
@@ -31,12 +47,18 @@ def connect(
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # a copy a killed compaction left (it holds personal data): the writer deletes it
+        copy = compaction_copy_path(path)
+        for debris in (copy, copy.with_name(f"{copy.name}.wal")):
+            debris.unlink(missing_ok=True)
     elif not path.exists():
         raise FileNotFoundError(f"DuckDB warehouse {path} does not exist yet: run ingestion first")
     con = duckdb.connect(str(path), read_only=read_only)
     try:
         for name, value in session_settings(memory_limit).items():
             con.execute(f"SET {name} = '{value}'")
+        for setup in _SESSION_SETUPS:
+            setup(con)
         yield con
     finally:
         con.close()

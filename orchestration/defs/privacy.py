@@ -17,8 +17,10 @@ from orchestration.resources import (
     ServingResource,
     WarehouseResource,
 )
+from privacy import pseudonyms
 from privacy.retention import delete_expired_raw_rows, retention_cutoff
 from serving.erasure import erase_person
+from warehouse.compaction import compact
 
 RAW_EVENTS_RETENTION = dg.AssetKey(["privacy", "raw_events_retention"])
 # below every other step's priority (0 unless set): see raw_events_retention
@@ -121,9 +123,9 @@ ERASURE_OP = "erasure"
         "Removes every trace of one customer (by customer id or email) from raw, rejected, "
         "staging, intermediate, marts, ML outputs and churn training snapshots, and from the "
         "published DuckDB, Parquet and PostgreSQL outputs and the online profile store in "
-        "Redis; adds their pseudonyms to the suppression list so later loads do not bring them "
-        "back; records the request in "
-        "privacy.erasure_requests (no personal data)."
+        "Redis; adds their pseudonyms (hashed) to the suppression list so later loads do not "
+        "bring them back; records the request in privacy.erasure_requests (no personal data); "
+        "compacts the warehouse file (rewritten and swapped) so no freed block keeps them."
     ),
 )
 def erase_person_op(
@@ -151,6 +153,13 @@ def erase_person_op(
         warehouse_tables = [t for t, n in report.rows_removed.items() if n and ":" not in t]
         for event in _shrunk_table_materializations(con, warehouse_tables, "erasure"):
             context.log_event(event)
+    # deleted rows stay in the file's free blocks: rewrite it into a fresh file and swap it in
+    # (this run holds the one-writer slot; a kill before the swap leaves the old file whole)
+    compaction = compact(
+        warehouse.path,
+        memory_limit=warehouse.memory_limit,
+        session_sql=[pseudonyms.session_macro_sql(privacy.key())],
+    )
     if not report.customers_found:
         context.log.warning(
             "erasure %s: no customer in the raw layer matches the %s (derived rows were still "
@@ -167,6 +176,8 @@ def erase_person_op(
                 "subject_pseudonym": report.subject_pseudonym,
                 "customers_found": report.customers_found,
                 "rows_removed": report.total_rows_removed,
+                "warehouse_bytes_before_compaction": compaction.bytes_before,
+                "warehouse_bytes_after_compaction": compaction.bytes_after,
                 "per_table": markdown_table(
                     [{"table": t, "rows": n} for t, n in sorted(report.rows_removed.items()) if n]
                 ),

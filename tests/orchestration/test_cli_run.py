@@ -7,6 +7,7 @@ import collections
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -114,3 +115,51 @@ def test_a_cli_run_and_an_erase_started_meanwhile_queue_one_after_the_other(tmp_
         assert build_run.end_time <= erase_run.start_time
         assert "queued; waiting for the run in progress" in erase_output
         assert_readable_run_output(build_output, instance, build_run.dagster_run.run_id)
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_kill_9_is_marked_failed_by_the_next_cli_run(tmp_path, small_sample):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_DIR / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    env = cli_environment(home, tmp_path, small_sample)
+    build = subprocess.Popen(
+        [SEGWH, "run"],
+        env=env,
+        cwd=PROJECT_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: dbt and every child die with it
+    )
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not instance.get_runs(
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+        ):
+            time.sleep(0.5)
+        time.sleep(3)  # well into its first steps
+        os.killpg(build.pid, signal.SIGKILL)
+        build.wait()
+        (killed,) = instance.get_runs()
+        assert killed.status == dg.DagsterRunStatus.STARTED  # nothing else notices
+
+        erase = subprocess.run(
+            [SEGWH, "erase", "--customer-id", "NO-SUCH-ID"],
+            env=env,
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+        assert erase.returncode == 0, (erase.stdout + erase.stderr)[-3000:]
+        runs = {r.job_name: r for r in instance.get_runs()}
+        assert runs["full_build"].status == dg.DagsterRunStatus.FAILURE
+        assert runs["erase_person"].status == dg.DagsterRunStatus.SUCCESS
+        messages = [
+            r.event_log_entry.message
+            for r in instance.get_records_for_run(
+                killed.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT
+            ).records
+        ]
+        assert any("is gone (killed or the machine restarted)" in m for m in messages)

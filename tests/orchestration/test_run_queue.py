@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 import pytest
+from dagster._core.events import EngineEventData
 from dagster._core.storage.tags import CODE_LOCATION_TAG
 from dagster._daemon.types import DaemonHeartbeat
 
@@ -136,4 +137,40 @@ def test_a_run_of_a_killed_cli_process_does_not_hold_the_slot(instance):
     )
     # this process is alive: its claimed run is left alone
     assert run_queue.release_dead_cli_runs(instance) == []
+    assert _status(instance, waiting) == dg.DagsterRunStatus.STARTING
+
+
+def test_with_no_daemon_a_run_whose_worker_was_killed_does_not_hold_the_slot(instance):
+    """A run the daemon launched, whose run worker was killed with kill -9 while the daemon was
+    down too: nothing marks it failed but the next CLI that waits for the slot."""
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    launched = instance.create_run_for_job(full_build, tags={CODE_LOCATION_TAG: "segwarehouse"})
+    instance.report_engine_event(
+        f"{run_queue.RUN_WORKER_STARTED} (pid: {worker.pid}).",
+        launched,
+        EngineEventData.in_process(worker.pid),
+    )
+    instance.handle_new_event(
+        dg.EventLogEntry(
+            error_info=None,
+            level="DEBUG",
+            user_message="",
+            run_id=launched.run_id,
+            timestamp=time.time(),
+            dagster_event=dg.DagsterEvent(
+                event_type_value=dg.DagsterEventType.RUN_START.value, job_name=launched.job_name
+            ),
+        )
+    )
+    assert _status(instance, launched) == dg.DagsterRunStatus.STARTED
+    waiting = _queued(instance)
+    # the worker is alive: the CLI waits
+    assert not run_queue.try_claim(instance, waiting.run_id)
+    assert _status(instance, launched) == dg.DagsterRunStatus.STARTED
+
+    worker.kill()  # SIGKILL
+    worker.wait()
+
+    assert run_queue.try_claim(instance, waiting.run_id)
+    assert _status(instance, launched) == dg.DagsterRunStatus.FAILURE
     assert _status(instance, waiting) == dg.DagsterRunStatus.STARTING
