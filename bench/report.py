@@ -229,8 +229,10 @@ def _goals(results: dict[str, Any]) -> list[str]:
 
 def _command_profile(results: dict[str, Any]) -> list[str]:
     run = results.get("command_run")
-    if not run or not run.get("success"):
-        return ["", f"`segwh run` failed: {run.get('error', '?')[-500:]}" if run else ""]
+    if not run:
+        return ["(not measured: `--command-events 0`)"]
+    if not run.get("success"):
+        return [f"`segwh run` failed: {run.get('error', '?')[-500:]}"]
     header = ["sample", "total s", "CPU s", "start-up s", "steps s", "after s", *STAGES, "peak MiB"]
     row = [
         _events(run["events"]),
