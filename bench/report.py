@@ -69,6 +69,222 @@ TARGETS: list[tuple[str, float, Callable[[dict[str, Any]], float | None], str]] 
 ]
 
 
+# Issue 22 (fast runs). Each goal: (name, limit, unit, the size its verdict is given at (None:
+# every size), measured value of one size's results, its floor in seconds or None). The
+# quick-start run (`segwh run` on 100k events) is its own row (_command_goal).
+COMMAND_GOAL_EVENTS = 100_000
+COMMAND_GOAL_SECONDS = 15
+
+
+def _ingestion_ratio(figure: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda size: _get(size, "ingestion", "ratios", figure)
+
+
+def _data_floor(size: dict[str, Any]) -> float | None:
+    """What plain DuckDB needs for the data work of a full run: reading the landing files
+    (ingestion floor) plus the SQL up to person_features (transform floor); no ML, no checks."""
+    ingestion = _get(size, "ingestion", "floor", "seconds")
+    transform = _get(size, "history", "floor", "seconds")
+    return ingestion + transform if ingestion is not None and transform is not None else None
+
+
+def dbt_fixed_seconds(size: dict[str, Any]) -> float | None:
+    """The largest fixed cost of a dbt step in the N sample's full and sensor runs: Dagster's
+    step time minus dbt's run phase (run_results.json elapsed_time), i.e. dbt start-up and
+    parse, dagster-dbt's set-up and what Dagster does around dbt (events, row counts)."""
+    fixed = [
+        invocation["step_seconds"] - invocation["run_seconds"]
+        for job in ("full_build", "incremental_update")
+        for invocation in _get(size, "history", job, "dbt", "invocations") or []
+    ]
+    return max(fixed) if fixed else None
+
+
+GOALS: list[
+    tuple[
+        str,
+        float,
+        str,
+        int | None,
+        Callable[[dict[str, Any]], float | None],
+        Callable[[dict[str, Any]], float | None],
+    ]
+] = [
+    (
+        "sensor run, 1% new events (100k at 10M)",
+        15,
+        "s",
+        TARGET_EVENTS,
+        lambda size: _get(size, "history", "incremental_update", "seconds"),
+        lambda size: None,
+    ),
+    (
+        "sensor run on 2x history / on 1x history (20M / 10M: same new events and recent days)",
+        1.2,
+        "x",
+        TARGET_EVENTS,
+        lambda size: _history_growth(size, "incremental_update", "seconds"),
+        lambda size: None,
+    ),
+    (
+        "full run incl. training",
+        150,
+        "s",
+        TARGET_EVENTS,
+        lambda size: _get(size, "history", "full_build", "seconds"),
+        _data_floor,
+    ),
+    (
+        "peak memory of the full run (process tree)",
+        4096,
+        "MiB",
+        TARGET_EVENTS,
+        lambda size: _get(size, "history", "full_build", "peak_rss_mib"),
+        lambda size: None,
+    ),
+    (
+        "ingestion wall time / plain DuckDB read",
+        1.5,
+        "x",
+        None,
+        _ingestion_ratio("seconds"),
+        lambda size: _get(size, "ingestion", "floor", "seconds"),
+    ),
+    (
+        "ingestion CPU time / plain DuckDB read",
+        1.5,
+        "x",
+        None,
+        _ingestion_ratio("cpu_seconds"),
+        lambda size: _get(size, "ingestion", "floor", "cpu_seconds"),
+    ),
+    (
+        "ingestion peak memory / plain DuckDB read",
+        1.5,
+        "x",
+        None,
+        _ingestion_ratio("peak_rss_mib"),
+        lambda size: None,
+    ),
+    (
+        "fixed cost of a dbt step (largest of the full and sensor runs)",
+        2,
+        "s",
+        None,
+        dbt_fixed_seconds,
+        lambda size: None,
+    ),
+]
+
+
+def _verdict(value: float | None, limit: float, applies: bool) -> str:
+    if value is None:
+        return "not measured"
+    if not applies:
+        return "- (goal at 10M)"
+    return "met" if value < limit else "**missed**"
+
+
+def _goals(results: dict[str, Any]) -> list[str]:
+    header = ["goal (issue 22)", "limit", "sample", "measured", "floor s", "/ floor", "verdict"]
+    rows = []
+    command = results.get("command_run")
+    if command is not None:
+        seconds = command.get("seconds") if command.get("success") else None
+        events = command.get("events", COMMAND_GOAL_EVENTS)
+        floors = [
+            _data_floor(size) for size in results["sizes"] if size["events"] == COMMAND_GOAL_EVENTS
+        ]
+        floor = floors[0] if floors else None
+        rows.append(
+            [
+                "full run of the quick start, `segwh run` (process start included)",
+                f"< {_number(COMMAND_GOAL_SECONDS, 's')}",
+                _events(events),
+                _number(seconds, "s"),
+                _number(floor),
+                _number(_ratio(seconds, floor), "x"),
+                _verdict(seconds, COMMAND_GOAL_SECONDS, abs(events - COMMAND_GOAL_EVENTS) < 1000),
+            ]
+        )
+    for name, limit, unit, at_events, measure, floor_of in GOALS:
+        for size in results["sizes"]:
+            value = measure(size)
+            floor = floor_of(size)
+            rows.append(
+                [
+                    name,
+                    f"< {_number(limit, unit)}",
+                    _events(size["events"]),
+                    _number(value, unit),
+                    _number(floor),
+                    _number(_ratio(value, floor), "x") if unit != "x" else "-",
+                    _verdict(value, limit, at_events in (None, size["events"])),
+                ]
+            )
+        if TARGET_EVENTS not in {size["events"] for size in results["sizes"]} and at_events:
+            rows.append([name, f"< {_number(limit, unit)}", "10M", "-", "-", "-", "not measured"])
+    return _table(header, rows)
+
+
+def _command_profile(results: dict[str, Any]) -> list[str]:
+    run = results.get("command_run")
+    if not run:
+        return ["(not measured: `--command-events 0`)"]
+    if not run.get("success"):
+        return [f"`segwh run` failed: {run.get('error', '?')[-500:]}"]
+    header = ["sample", "total s", "CPU s", "start-up s", "steps s", "after s", *STAGES, "peak MiB"]
+    row = [
+        _events(run["events"]),
+        _number(run["seconds"]),
+        _number(run["cpu_seconds"]),
+        _number(run["startup_seconds"]),
+        _number(run["steps_span_seconds"]),
+        _number(run["after_last_step_seconds"]),
+        *(_number(run["stages"][stage]) for stage in STAGES),
+        f"{run['peak_rss_mib']:,}",
+    ]
+    return _table(header, [row])
+
+
+def _ingestion(results: dict[str, Any]) -> list[str]:
+    header = [
+        "events",
+        "landing MiB",
+        "loader s",
+        "floor s",
+        "ratio",
+        "loader CPU s",
+        "floor CPU s",
+        "ratio",
+        "loader peak MiB",
+        "floor peak MiB",
+        "ratio",
+    ]
+    rows = []
+    for size in results["sizes"]:
+        ingestion = size.get("ingestion")
+        if not ingestion:
+            continue
+        loader, floor, ratios = ingestion["loader"], ingestion["floor"], ingestion["ratios"]
+        rows.append(
+            [
+                _events(size["events"]),
+                f"{ingestion['landing_mib']:,}",
+                _number(loader["seconds"]),
+                _number(floor["seconds"]),
+                _number(ratios["seconds"], "x"),
+                _number(loader["cpu_seconds"]),
+                _number(floor["cpu_seconds"]),
+                _number(ratios["cpu_seconds"], "x"),
+                f"{loader['peak_rss_mib']:,}",
+                f"{floor['peak_rss_mib']:,}",
+                _number(ratios["peak_rss_mib"], "x"),
+            ]
+        )
+    return _table(header, rows)
+
+
 def _history_baseline(size: dict[str, Any]) -> str:
     """What the 2N sample's runs are compared with: its newest half (older results: the N
     sample)."""
@@ -251,6 +467,7 @@ def _dbt_steps(results: dict[str, Any]) -> list[str]:
         "dbt run phase s",
         "in Dagster around dbt s",
         "dbt startup + parse s",
+        "fixed cost s (step - run phase)",
     ]
     rows = []
     for size in results["sizes"]:
@@ -271,6 +488,7 @@ def _dbt_steps(results: dict[str, Any]) -> list[str]:
                             _number(i["run_seconds"]),
                             _number(i["step_seconds"] - command if command else None),
                             _number(command - i["run_seconds"] if command else None),
+                            _number(i["step_seconds"] - i["run_seconds"]),
                         ]
                     )
     return _table(header, rows)
@@ -279,7 +497,7 @@ def _dbt_steps(results: dict[str, Any]) -> list[str]:
 def markdown(results: dict[str, Any]) -> str:
     machine, versions = results["machine"], results["versions"]
     lines = [
-        "# Benchmark results (issue 7)",
+        "# Benchmark results (issues 7 and 22)",
         "",
         "Generated by `bench/run.py`; do not edit by hand. Raw numbers: the run's"
         " `bench/out/results-*.json`, the floor script: `bench/out/floor.sql` (written by each run,"
@@ -306,7 +524,32 @@ def markdown(results: dict[str, Any]) -> str:
             else ", which this run did not measure"
         ),
         "",
-        "## Targets",
+        "## Goals of issue 22 (fast runs)",
+        "",
+        "Seconds, and where a floor applies the ratio to it. Floors: ingestion, plain DuckDB "
+        "reading the same landing files into a table (`read_json` / `read_parquet`, "
+        "bench/ingest_floor.py); full run, that ingestion floor plus the transform floor below "
+        "(no ML, checks or publishing in it). The quick start's run is `segwh run` as a "
+        "subprocess on a new sample (all its files), warehouse and Dagster home. The sensor "
+        "runs execute the sensor's run request in process. A dbt step's fixed cost is its "
+        "Dagster step time minus dbt's run phase (run_results.json `elapsed_time`): dbt "
+        "start-up and parse, dagster-dbt's set-up, and Dagster around dbt.",
+        "",
+        *_goals(results),
+        "",
+        "`segwh run` on the quick-start sample: start-up is the command to the run's first step "
+        "(process start, imports, definitions, queueing); steps, the first step's start to the "
+        "last step's end; after, the rest (summary, exit). Stages sum step durations (steps of "
+        "a stage may overlap others).",
+        "",
+        *_command_profile(results),
+        "",
+        "Ingestion against its floor (each in a fresh process, Python start included in both; "
+        "CPU is user + system, peak memory the process's maximum resident set):",
+        "",
+        *_ingestion(results),
+        "",
+        "## Targets (issue 7)",
         "",
         *_targets(results),
         "",

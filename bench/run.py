@@ -1,14 +1,24 @@
-"""Benchmark of issue 7: full nightly run, 1% incremental sensor run, twice the history, a floor.
+"""Benchmark of issues 7 and 22: `segwh run` on the quick-start sample, full nightly run, 1%
+incremental sensor run, twice the history, ingestion and transform against their floors.
 
     .venv/bin/python bench/run.py [--events 100000 1000000 10000000] [--no-double-history]
+        [--command-events 100000] [--no-ingestion-floor]
     .venv/bin/python bench/run.py --smoke    # CI: 100,000 events, no double history
+
+First (issue 22, ``--command-events``, default 100k, 0 skips it): the quick start's full run as
+a user starts it, ``segwh run`` as a subprocess on a new sample, warehouse and Dagster home,
+timed from the command to its exit (process start included), with its start-up before the
+first step and its steps by stage.
 
 For each size N (default 100k, 1M, 10M events): generates the sample in 100 landing files and
 holds the newest back (1% of the events); runs the `full_build` job in process on a temporary
 Dagster instance; runs the floor (bench/floor_script.py: dbt's compiled SQL up to
 person_features as one plain DuckDB script) on a copy of the same raw tables; then lands the
 held-back file and runs `incremental_update` with the run config of the landing-files sensor's
-tick. With double history (the default), a sample of 2N events in 200 files over the same
+tick. Before the runs of the N sample (``--ingestion-floor``, default on): the event loader
+(``load_event_files``) and plain DuckDB (``read_json`` / ``read_parquet`` into a table) on the
+same landing files, each in a fresh process: wall, CPU and peak memory (bench/ingest_floor.py).
+With double history (the default), a sample of 2N events in 200 files over the same
 months, run twice: whole, and as its newest 100 files only (the newest half). Both add the same
 held-back file (N / 100 events) after the same recent days, so whole / newest half is how a
 sensor run's cost grows with the history; whole / the N sample adds what grows with the events
@@ -53,6 +63,7 @@ from typing import Any, TypeVar
 import dagster as dg
 import pyarrow.parquet as pq
 from floor_script import FloorScript, compile_floor, run_floor
+from ingest_floor import compare as compare_ingestion
 from report import HISTORIES, STAGES, markdown
 
 from orchestration.definitions import build_definitions
@@ -125,7 +136,7 @@ class Sample:
     persons: int
 
 
-def generate_sample(out_dir: Path, events: int, files: int) -> Sample:
+def generate_sample(out_dir: Path, events: int, files: int | None) -> Sample:
     summary = generate(out_dir, n_events=events, files=files)
     return Sample(summary.landing_dir, summary.crm_url, summary.total_lines, summary.persons)
 
@@ -178,6 +189,8 @@ def dbt_profile(run_id: str, steps: dict[str, float]) -> dict[str, Any]:
                 "step_seconds": round(steps.get(step, 0.0), 2),
                 "command_seconds": _dbt_command_seconds(path.parent / "dbt.log"),
                 "run_seconds": round(results["elapsed_time"], 2),
+                # the issue-22 measure: all of the step but dbt running its nodes
+                "fixed_seconds": round(steps.get(step, 0.0) - results["elapsed_time"], 2),
             }
         )
         nodes.update({r["unique_id"]: r["execution_time"] for r in results["results"]})
@@ -308,6 +321,101 @@ def in_fresh_process(func: Callable[..., T], *args: Any) -> T:
         return pool.submit(func, *args).result()
 
 
+def measure_command_run(sample: Sample, folder: Path) -> dict[str, Any]:
+    """``segwh run`` as a user starts it on a sample (the quick start's full run): a subprocess
+    with the settings in its environment, a new warehouse and a new Dagster home with the
+    project's instance config, timed from the command to its exit (process start, imports,
+    definitions, the run, the published tables). Afterwards the run's step durations from that
+    Dagster home: start-up is the time from the command to the run's first step."""
+    home = folder / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copy(BENCH_DIR.parent / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "SEGWH_DATA_DIR": str(folder),
+        "SEGWH_LANDING_DIR": str(sample.landing_dir),
+        "SEGWH_CRM_URL": sample.crm_url,
+        "SEGWH_WAREHOUSE_PATH": str(folder / "warehouse.duckdb"),
+        "SEGWH_AS_OF": DEFAULT_AS_OF.isoformat(),
+    }
+    command = [str(Path(sys.executable).parent / "segwh"), "run"]
+    with PeakMemory() as memory:
+        cpu_before = os.times()
+        started_at = time.time()
+        started = time.perf_counter()
+        process = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        cpu = os.times()
+    result: dict[str, Any] = {
+        "command": shlex.join(["segwh", "run"]),
+        "events": sample.landed_lines,
+        "success": process.returncode == 0,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(
+            cpu.children_user
+            + cpu.children_system
+            - cpu_before.children_user
+            - cpu_before.children_system,
+            2,
+        ),
+        "peak_rss_mib": round(memory.peak_bytes / MIB),
+    }
+    if process.returncode != 0:
+        result["error"] = (process.stdout + process.stderr)[-2000:]
+        return result
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs(limit=1)
+        stats = [s for s in instance.get_run_step_stats(run.run_id) if s.start_time and s.end_time]
+        settings = Settings(
+            data_dir=folder,
+            landing_dir=sample.landing_dir,
+            crm_url=sample.crm_url,
+            crm_customers_table="customers",
+            crm_orders_table="orders",
+            crm_consents_table="consents",
+            warehouse_path=folder / "warehouse.duckdb",
+            as_of=DEFAULT_AS_OF.isoformat(),
+        )
+        stages = stage_by_op(build_definitions(settings))
+        by_stage: dict[str, float] = dict.fromkeys((*STAGES, "other"), 0.0)
+        steps = {s.step_key: s.end_time - s.start_time for s in stats}
+        for step, step_seconds in steps.items():
+            by_stage[stages.get(step, "other")] += step_seconds
+        first_step = min(s.start_time for s in stats)
+        last_step = max(s.end_time for s in stats)
+        result |= {
+            "startup_seconds": round(first_step - started_at, 2),
+            "steps_span_seconds": round(last_step - first_step, 2),
+            "after_last_step_seconds": round(started_at + seconds - last_step, 2),
+            "stages": {stage: round(s, 2) for stage, s in by_stage.items()},
+            "steps": {step: round(s, 2) for step, s in steps.items()},
+            "dbt": dbt_profile(run.run_id, steps),
+        }
+    return result
+
+
+def measure_command(events: int, workdir: Path, keep: bool) -> dict[str, Any]:
+    """The quick start's sample of ``events`` (all of its files, as `make sample` writes them)
+    and ``segwh run`` on it, each in a fresh process."""
+    folder = workdir / f"command-{events}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        log.info("segwh run on a sample of %d events", events)
+        sample = in_fresh_process(generate_sample, folder / "sample", events, None)
+        result = in_fresh_process(measure_command_run, sample, folder)
+        log.info("segwh run: %s in %.1f s", result["success"], result["seconds"])
+        return result
+    except Exception as exc:  # record it, go on
+        log.exception("segwh run on %d events failed", events)
+        return {"events": events, "success": False, "error": repr(exc)}
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def newest_files(sample: Sample, files: int, folder: Path) -> Sample:
     """The same sample without its older history: a landing folder of hard links to its newest
     ``files`` landing files (the held-back newest one included) and the same CRM snapshot."""
@@ -320,14 +428,20 @@ def newest_files(sample: Sample, files: int, folder: Path) -> Sample:
 
 
 def measure_size(
-    events: int, double_history: bool, workdir: Path, floor: FloorScript, keep: bool
+    events: int,
+    double_history: bool,
+    workdir: Path,
+    floor: FloorScript,
+    keep: bool,
+    ingestion_floor: bool = True,
 ) -> dict[str, Any]:
     """The runs of one size: ``history`` (N events in FILES files, the targets' runs) and, with
     ``double_history``, a sample of 2N events in 2 * FILES files over the same period, run twice:
     whole (``double_history``) and as its newest FILES files only (``recent_half``). Both add the
     same newest file, so recent_half -> double_history doubles the history before the same new
     events and the same recent days (the lookback); history -> double_history doubles how many
-    persons and events each day holds."""
+    persons and events each day holds. With ``ingestion_floor``, the loader and plain DuckDB
+    read the N sample's landing files side by side first (bench/ingest_floor.py)."""
     entry: dict[str, Any] = {"events": events}
     histories = [("history", events, FILES, floor)]
     if double_history:
@@ -339,6 +453,9 @@ def measure_size(
         try:
             log.info("generating %d events in %d files", n_events, files)
             sample = in_fresh_process(generate_sample, folder / "sample", n_events, files)
+            if name == "history" and ingestion_floor:
+                log.info("ingestion of %d events against plain DuckDB", n_events)
+                entry["ingestion"] = compare_ingestion(sample.landing_dir, folder)
             entry[name] = in_fresh_process(
                 measure_history, n_events, files, folder, sample, floor_script
             )
@@ -390,6 +507,9 @@ def versions() -> dict[str, str]:
 
 def failures(results: dict[str, Any]) -> list[str]:
     problems = []
+    command_run = results.get("command_run")
+    if command_run and not command_run["success"]:
+        problems.append(f"segwh run: {command_run.get('error', '')[-500:]}")
     for size in results["sizes"]:
         for name in HISTORIES:
             history = size.get(name)
@@ -407,6 +527,22 @@ def failures(results: dict[str, Any]) -> list[str]:
     return problems
 
 
+def kept_sections(old: str, new: str) -> str:
+    """The sections of the old bench/RESULTS.md that bench/run.py does not generate (results of
+    other benchmarks added below it by hand), to append to the new report."""
+    generated = {line for line in new.splitlines() if line.startswith("## ")} | {
+        "## Targets",  # the issue-7 targets' heading before issue 22
+        "## Failures",
+    }
+    kept, keep = [], False
+    for line in old.splitlines():
+        if line.startswith("## "):
+            keep = line not in generated
+        if keep:
+            kept.append(line)
+    return "\n" + "\n".join(kept) + "\n" if kept else ""
+
+
 def main() -> int:
     # the benchmark's warehouses are throwaway: a random pseudonymization key unless one is set
     os.environ.setdefault(KEY_ENV_VAR, secrets.token_hex(32))
@@ -417,6 +553,18 @@ def main() -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also run the incremental on 2x the history with the same new events (default on)",
+    )
+    parser.add_argument(
+        "--command-events",
+        type=int,
+        default=100_000,
+        help="events of the quick-start sample that `segwh run` runs on (issue 22; 0: skip)",
+    )
+    parser.add_argument(
+        "--ingestion-floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time the loader against plain DuckDB reading the same files (default on)",
     )
     parser.add_argument("--smoke", action="store_true", help="CI: 100k events, no 2x history")
     parser.add_argument(
@@ -452,9 +600,20 @@ def main() -> int:
     (args.out / "floor.sql").write_text(floor.text(as_of))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="segwh-bench-"))
     try:
+        if args.command_events:
+            results["command_run"] = measure_command(
+                args.command_events, workdir, keep=bool(args.workdir)
+            )
         for events in args.events:
             results["sizes"].append(
-                measure_size(events, args.double_history, workdir, floor, keep=bool(args.workdir))
+                measure_size(
+                    events,
+                    args.double_history,
+                    workdir,
+                    floor,
+                    keep=bool(args.workdir),
+                    ingestion_floor=args.ingestion_floor,
+                )
             )
     finally:
         if not args.workdir:
@@ -470,7 +629,9 @@ def main() -> int:
     if results["failures"]:  # keep the last good bench/RESULTS.md
         log.error("%d failure(s), see %s", len(results["failures"]), stem.with_suffix(".md"))
     elif not args.smoke:
-        (BENCH_DIR / "RESULTS.md").write_text(report)
+        results_md = BENCH_DIR / "RESULTS.md"
+        old = results_md.read_text() if results_md.exists() else ""
+        results_md.write_text(report + kept_sections(old, report))
     print(report)
     return 1 if results["failures"] else 0
 

@@ -160,6 +160,43 @@ def test_fields_are_typed_utc_and_unknown_fields_kept_in_properties(landing, war
     assert json.loads(properties) == {"filter": "price", "experiment_id": "exp-7"}
 
 
+def test_properties_merge_unknown_fields_and_every_line_shape_is_classified(landing, warehouse):
+    """What the single-pass parsing must keep: unknown fields of any JSON kind merge into
+    properties (a field beside properties wins, a null removes the key), whitespace before the
+    object is allowed, a JSON document that is not an object is malformed, a blank line (spaces,
+    tabs, CR) is no event, an impossible UTC offset is invalid."""
+    lines = [
+        _line(event_id="p1", tags=["a", "b"], ctx={"k": 1}, note=None, properties={"x": 1}),
+        json.dumps({**GOOD, "event_id": "p2", "properties": {"x": 1, "y": 2}, "y": 3, "x": None}),
+        _line(event_id="p3", only="beside"),
+        _line(event_id="p4"),
+        " \t" + _line(event_id="p5"),
+        json.dumps([GOOD]),
+        json.dumps("a string"),
+        " \t\r",
+        "",
+        _line(event_id="p6", occurred_at="2026-10-01T10:00:00+15:00"),
+        _line(event_id="p7", occurred_at="2026-10-01T10:00:00-09:60"),
+        _line(event_id="p8", occurred_at="2026-10-01T10:00:00+14:00"),
+    ]
+    _write(landing / "a.jsonl", lines)
+    (result,) = _load(warehouse, landing).files
+
+    assert (result.landed, result.loaded, result.rejected) == (10, 6, 4)
+    assert result.reasons == {"invalid_occurred_at": 2, "malformed_json": 2}
+    properties = dict(
+        _query(warehouse, "SELECT event_id, properties::VARCHAR FROM raw.events ORDER BY 1")
+    )
+    assert {k: json.loads(v) if v else None for k, v in properties.items()} == {
+        "p1": {"x": 1, "tags": ["a", "b"], "ctx": {"k": 1}},
+        "p2": {"y": 3},
+        "p3": {"only": "beside"},
+        "p4": None,
+        "p5": None,
+        "p8": None,
+    }
+
+
 def test_parquet_files_follow_the_same_contract(landing, warehouse):
     landing.mkdir()
     table = pa.table(
