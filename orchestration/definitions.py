@@ -8,6 +8,7 @@ Resources come from ``warehouse.settings`` (environment variables; `segwh config
 
 import dagster as dg
 
+from orchestration import sqlite_events
 from orchestration.defs import (
     automation,
     ingestion,
@@ -21,6 +22,8 @@ from orchestration.defs import (
 from orchestration.defs import experiments as experiment_defs
 from orchestration.resources import build_resources
 from warehouse.settings import Settings, load_settings
+
+sqlite_events.install()  # every process that loads the code location (module docstring there)
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
