@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace, settings: Settings, ops_config: dict | None =
     started = time.time()
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_DIR / ".dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    print(f"segwh {args.command} {args.job}: loading the pipeline (15-20 s) ...", flush=True)
+    print(f"segwh {args.command} {args.job}: loading the pipeline ...", flush=True)
 
     import dagster as dg
 
