@@ -180,8 +180,8 @@ def run_dbt(
     manifest: Any,
 ) -> DbtRun:
     """``dbt <args>`` in this process with the parsed ``manifest`` and ``environment`` (the
-    variables of ``warehouse.settings.DBT_ENVIRONMENT``); dbt's log goes to stdout and to
-    ``target_path/dbt.log``, its artifacts to ``target_path``. dbt has closed the warehouse file
+    variables of ``warehouse.settings.DBT_ENVIRONMENT``); dbt's log goes to stdout and, as JSON,
+    to ``target_path/dbt.log``, its artifacts to ``target_path``. dbt has closed the warehouse file
     when this returns."""
     from dbt.cli.main import dbtRunner
     from dbt_common.events.functions import msg_to_dict
@@ -190,6 +190,9 @@ def run_dbt(
         *args,
         *("--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)),
         *("--target-path", str(target_path), "--log-path", str(target_path)),
+        # dbt.log as dbt's structured events (as under dagster-dbt's subprocess), its console
+        # log as text
+        *("--log-format-file", "json"),
     ]
     run = DbtRun(command=" ".join(["dbt", *args]), target_path=target_path)
 

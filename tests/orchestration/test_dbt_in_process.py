@@ -49,6 +49,9 @@ def test_a_new_warehouse_path_and_as_of_keep_dbts_partial_parsing(project, tmp_p
     run = _build_seed(project, first.manifest, first_warehouse, "2026-11-01T00:00:00Z")
     assert run.success, run.failure_description()
     assert run.result_events  # the seed's and its tests' results, for dagster-dbt
+    # dbt.log holds dbt's structured events (bench/run.py reads the command's duration there)
+    log = (first_warehouse.parent / "dbt_target" / "dbt.log").read_text().splitlines()
+    assert any('"CommandCompleted"' in line for line in log)
 
     # the next step of the same run: no parse at all
     assert parsed_project(project, project, first_warehouse).how == "kept"
