@@ -1,7 +1,8 @@
 """The dbt project as Dagster sees it: the project, the dbt executable and the translator.
 
 The manifest is prepared at build time (`make install` runs `python -m orchestration.dbt`) or
-by `dagster dev`, never re-parsed on every code-location load.
+by `dagster dev`, never re-parsed on every code-location load. `make install` also leaves the
+parse the dbt steps of runs start from (``orchestration.dbt_in_process``).
 """
 
 import os
@@ -71,3 +72,10 @@ class LayeredDbtTranslator(DagsterDbtTranslator):
 
 if __name__ == "__main__":
     prepare_manifest(always=True)
+    # and the parse the runs' dbt steps start from (orchestration.dbt_in_process), so that the
+    # first run does not parse the whole project
+    from orchestration.dbt_in_process import parsed_project
+
+    parsed_project(
+        dbt_project.project_dir, dbt_project.profiles_dir, load_settings().warehouse_path
+    )

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import duckdb
 import sqlalchemy as sa
-from dagster_dbt import DbtCliInvocation, DbtCliResource
+from dagster_dbt import DbtCliResource
 from pydantic import Field
 
 from ingestion.crm import crm_engine
 from ml.config import ChurnConfig
 from orchestration.dbt import DBT_EXECUTABLE, dbt_project
+from orchestration.dbt_in_process import DbtStepInvocation
 from privacy import pseudonyms
 from warehouse import connection as warehouse
 from warehouse.settings import (
@@ -28,7 +29,6 @@ from warehouse.settings import (
     POSTGRES_URL_VARIABLE,
     Settings,
     dbt_environment,
-    dbt_environment_set,
     parse_as_of,
 )
 
@@ -207,7 +207,9 @@ class PrivacyResource(dg.ConfigurableResource):
 
 class DbtResource(DbtCliResource):
     """dbt, run with the run's parameters: ``build`` is the one place where the warehouse, the
-    as_of and the tested load reach dbt (``warehouse.settings.dbt_environment``)."""
+    as_of and the tested load reach dbt (``warehouse.settings.dbt_environment``). dbt runs in
+    this process on the project parsed once (``orchestration.dbt_in_process``); ``segwh dbt``
+    runs the executable."""
 
     def build(
         self,
@@ -217,16 +219,23 @@ class DbtResource(DbtCliResource):
         tested_load_id: str,
         *,
         full_refresh: bool = False,
-    ) -> DbtCliInvocation:
+    ) -> DbtStepInvocation:
         """``dbt build`` of the step's selected models and seeds, and their data tests (dbt unit
         tests check the SQL on fixed inputs: the test suite runs them, not production);
-        ``full_refresh`` rebuilds the incremental models from scratch."""
+        ``full_refresh`` rebuilds the incremental models from scratch. Returns when dbt is done
+        (it has closed the warehouse file)."""
         environment = dbt_environment(warehouse.path, warehouse.memory_limit, as_of, tested_load_id)
         args = ["build", "--exclude-resource-type", "unit_test"]
         if full_refresh:
             args.append("--full-refresh")
-        with dbt_environment_set(environment):  # the dbt subprocess starts inside cli()
-            return self.cli(args, context=context)
+        return DbtStepInvocation(
+            context,
+            args,
+            project_dir=self.project_dir,
+            profiles_dir=self.profiles_dir or self.project_dir,
+            warehouse_path=warehouse.path,
+            environment=environment,
+        ).start()
 
 
 def _secret_url(variable: str, value: str) -> str | dg.EnvVar:

@@ -108,19 +108,10 @@ def _build_dbt_step(step: DbtStep) -> dg.AssetsDefinition:
 
 def _with_table_metadata(context, invocation, warehouse: WarehouseResource) -> Iterator:
     """dbt's events, the materializations with row counts, column schemas and plots (those of
-    orchestration.plots) read afterwards: dbt holds the DuckDB file until it exits (dagster-dbt's
-    fetch_row_counts would query it concurrently). A failed model or test: report what
-    succeeded, then fail."""
-    events, failure = [], None
-    try:
-        events.extend(invocation.stream())
-    except Exception as exc:
-        failure = exc
-        if invocation.process.poll() is None:  # failed on our side while dbt still runs:
-            invocation.process.terminate()  # stop it, it holds the warehouse file
-            invocation.process.wait()
+    orchestration.plots) read once dbt is done (it holds the DuckDB file while it runs). A
+    failed model or test: report what succeeded, then fail."""
     with warehouse.connect(read_only=True) as con:
-        for event in events:
+        for event in invocation.events():
             if isinstance(event, dg.Output):
                 key = context.asset_key_for_output(event.output_name)
                 relation = ".".join(key.path)  # the translator keys models by schema and name
@@ -133,8 +124,7 @@ def _with_table_metadata(context, invocation, warehouse: WarehouseResource) -> I
                 )
             else:
                 yield event
-    if failure is not None:
-        raise failure
+    invocation.raise_on_failure()
 
 
 def _inputs_not_built_yet(
