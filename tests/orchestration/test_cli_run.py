@@ -88,9 +88,13 @@ def test_a_cli_run_and_an_erase_started_meanwhile_queue_one_after_the_other(tmp_
         text=True,
     )
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        # the build is in the queue (created runs enter it once Dagster has stored their
+        # planned events) or running
         deadline = time.monotonic() + 300
-        while not instance.get_runs() and time.monotonic() < deadline:
-            time.sleep(1)
+        while time.monotonic() < deadline and not any(
+            run.status != dg.DagsterRunStatus.NOT_STARTED for run in instance.get_runs()
+        ):
+            time.sleep(0.2)
         erase = subprocess.Popen(
             [SEGWH, "erase", "--customer-id", str(customer_id)],
             env=env,
