@@ -122,9 +122,7 @@ def pick_products(
     factor = np.minimum((u[:, None] > taste_cum).sum(axis=1), N_FACTORS - 1)
     lo = np.clip(price_position - taste.window, 0, n - 1)
     hi = np.clip(price_position + taste.window + 1, 1, n)
-    row = cum[factor]
-    low = np.take_along_axis(row, lo[:, None], axis=1)[:, 0]
-    high = np.take_along_axis(row, hi[:, None], axis=1)[:, 0]
+    low, high = cum[factor, lo], cum[factor, hi]  # never cum[factor]: rows x products floats
     target = low + rng.random(len(person)) * (high - low)
     out = np.empty(len(person), dtype=np.int32)
     for f in range(N_FACTORS):
