@@ -135,6 +135,19 @@ class Sample:
     landed_lines: int
     persons: int
 
+    def settings(self, folder: Path) -> Settings:
+        """The project's settings for a warehouse of this sample in ``folder``."""
+        return Settings(
+            data_dir=folder,
+            landing_dir=self.landing_dir,
+            crm_url=self.crm_url,
+            crm_customers_table="customers",
+            crm_orders_table="orders",
+            crm_consents_table="consents",
+            warehouse_path=folder / "warehouse.duckdb",
+            as_of=DEFAULT_AS_OF.isoformat(),
+        )
+
 
 def generate_sample(out_dir: Path, events: int, files: int | None) -> Sample:
     summary = generate(out_dir, n_events=events, files=files)
@@ -267,16 +280,7 @@ def measure_history(
     newest = sorted(sample.landing_dir.iterdir())[-1]
     held_back = workdir / newest.name
     shutil.move(newest, held_back)
-    settings = Settings(
-        data_dir=workdir,
-        landing_dir=sample.landing_dir,
-        crm_url=sample.crm_url,
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=workdir / "warehouse.duckdb",
-        as_of=DEFAULT_AS_OF.isoformat(),
-    )
+    settings = sample.settings(workdir)
     defs = build_definitions(settings)
     stages = stage_by_op(defs)
     sensor = defs.resolve_sensor_def("landing_files_sensor")
@@ -368,17 +372,7 @@ def measure_command_run(sample: Sample, folder: Path) -> dict[str, Any]:
     with dg.DagsterInstance.get() as instance:
         (run,) = instance.get_runs(limit=1)
         stats = [s for s in instance.get_run_step_stats(run.run_id) if s.start_time and s.end_time]
-        settings = Settings(
-            data_dir=folder,
-            landing_dir=sample.landing_dir,
-            crm_url=sample.crm_url,
-            crm_customers_table="customers",
-            crm_orders_table="orders",
-            crm_consents_table="consents",
-            warehouse_path=folder / "warehouse.duckdb",
-            as_of=DEFAULT_AS_OF.isoformat(),
-        )
-        stages = stage_by_op(build_definitions(settings))
+        stages = stage_by_op(build_definitions(sample.settings(folder)))
         by_stage: dict[str, float] = dict.fromkeys((*STAGES, "other"), 0.0)
         steps = {s.step_key: s.end_time - s.start_time for s in stats}
         for step, step_seconds in steps.items():
