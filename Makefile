@@ -1,5 +1,5 @@
 # Quick start:  make quickstart   (venv + install + sample data + one full run + summary)
-#               make test-fast    (ruff, import contract, the tests not marked slow: about 1 min)
+#               make test-fast    (ruff, import contract, the tests not marked slow: about 4 min)
 #               make test         (the whole test suite; what CI runs)
 #               make ui           (Dagster UI on http://127.0.0.1:3000 with the sample data)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
