@@ -13,12 +13,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stop_process_group(process: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM to the process group (started with ``start_new_session``), SIGKILL after
-    ``timeout`` seconds."""
+def stop_process_group(
+    process: subprocess.Popen, timeout: float = 15, first: signal.Signals = signal.SIGTERM
+) -> None:
+    """``first`` (SIGTERM) to the process group (started with ``start_new_session``), SIGKILL
+    after ``timeout`` seconds."""
     if process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
+    os.killpg(process.pid, first)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
