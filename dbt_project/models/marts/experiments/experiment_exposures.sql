@@ -134,28 +134,16 @@ exposures as (
 
 ),
 
-first_exposures as (
+per_person as (
 
+    -- one pass: the first exposure (earliest, ties to the smallest variant) and the count
     select
         person_id,
         experiment_key,
-        variant,
-        exposed_at as first_exposed_at,
-        exposure_source
-    from exposures
-    qualify row_number() over (
-        partition by person_id, experiment_key order by exposed_at, variant
-    ) = 1
-
-),
-
-counts as (
-
-    select
-        person_id,
-        experiment_key,
+        min({'exposed_at': exposed_at, 'variant': variant, 'source': exposure_source})
+            as first_exposure,
         count(*) as exposure_count,
-        count(distinct variant) > 1 as has_other_variants
+        min(variant) <> max(variant) as has_other_variants
     from exposures
     group by 1, 2
 
@@ -164,19 +152,15 @@ counts as (
 final as (
 
     select
-        first_exposures.person_id,
-        first_exposures.experiment_key,
-        first_exposures.variant,
-        first_exposures.first_exposed_at,
-        first_exposures.exposure_source,
-        counts.exposure_count,
-        counts.has_other_variants,
+        person_id,
+        experiment_key,
+        first_exposure.variant as variant,
+        first_exposure.exposed_at as first_exposed_at,
+        first_exposure.source as exposure_source,
+        exposure_count,
+        has_other_variants,
         {{ as_of_timestamp() }} as as_of
-    from first_exposures
-    inner join counts
-        on
-            first_exposures.person_id = counts.person_id
-            and first_exposures.experiment_key = counts.experiment_key
+    from per_person
 
 )
 
