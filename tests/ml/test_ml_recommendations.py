@@ -231,3 +231,13 @@ def test_promotion_follows_the_churn_rule(tmp_path) -> None:
     assert registry.promote(close, metric="ndcg_at_10", tolerance=0.01).promoted
     loaded = registry.load_current()
     assert isinstance(loaded, Recommender) and loaded.version == close.version
+
+
+def test_ids_are_looked_up_as_text_and_absent_ones_are_minus_one():
+    from ml.recommendations import positions_in, sorted_unique
+
+    persons = sorted_unique(np.array(["p3", "p1", "p3", "p10", "p1"], dtype=object))
+    assert persons.tolist() == ["p1", "p10", "p3"]
+    assert positions_in(persons, pd.Series(["p3", "p2", "p1", "p3"])).tolist() == [2, -1, 0, 2]
+    assert positions_in(np.array(["1", "2"]), np.array([2, 5])).tolist() == [1, -1]  # as text
+    assert positions_in(np.array([], dtype=str), ["p1"]).tolist() == [-1]
