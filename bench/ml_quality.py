@@ -57,15 +57,8 @@ def _metadata(result, key: dg.AssetKey) -> dict:
 
 def measure(events: int, seed: int, workdir: Path) -> dict:
     sample = generate(workdir / "sample", n_events=events, seed=seed)
-    settings = Settings(
-        data_dir=workdir,
-        landing_dir=sample.landing_dir,
-        crm_url=sample.crm_url,
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=workdir / "warehouse.duckdb",
-        as_of=DEFAULT_AS_OF.isoformat(),
+    settings = Settings.in_folder(
+        workdir, sample.landing_dir, sample.crm_url, as_of=DEFAULT_AS_OF.isoformat()
     )
     started = time.perf_counter()
     with dg.instance_for_test() as instance:

@@ -137,15 +137,8 @@ class Sample:
 
     def settings(self, folder: Path) -> Settings:
         """The project's settings for a warehouse of this sample in ``folder``."""
-        return Settings(
-            data_dir=folder,
-            landing_dir=self.landing_dir,
-            crm_url=self.crm_url,
-            crm_customers_table="customers",
-            crm_orders_table="orders",
-            crm_consents_table="consents",
-            warehouse_path=folder / "warehouse.duckdb",
-            as_of=DEFAULT_AS_OF.isoformat(),
+        return Settings.in_folder(
+            folder, self.landing_dir, self.crm_url, as_of=DEFAULT_AS_OF.isoformat()
         )
 
 

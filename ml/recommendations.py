@@ -97,7 +97,7 @@ def positions_in(unique_ids: np.ndarray, ids: pd.Series | np.ndarray) -> np.ndar
 def sorted_unique(ids: np.ndarray) -> np.ndarray:
     """The distinct ids, sorted: hashed first, then only the distinct ones sorted (np.unique
     sorts every id: 2.4 s for 2M ids, this 0.3 s)."""
-    return np.sort(pd.unique(pd.Series(ids, dtype=object)).astype(object))
+    return np.sort(pd.unique(pd.Series(ids, dtype=object)))
 
 
 def build_catalogue(products: pd.DataFrame) -> Catalogue:

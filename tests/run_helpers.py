@@ -18,16 +18,7 @@ from warehouse.settings import Settings
 def settings_without_data(tmp_path, **overrides) -> Settings:
     """Settings of a code location with no data of its own under ``tmp_path`` (enough to build
     and load the definitions)."""
-    defaults = {
-        "data_dir": tmp_path,
-        "landing_dir": tmp_path,
-        "crm_url": "sqlite://",
-        "crm_customers_table": "customers",
-        "crm_orders_table": "orders",
-        "crm_consents_table": "consents",
-        "warehouse_path": tmp_path / "warehouse.duckdb",
-    }
-    return Settings(**{**defaults, **overrides})
+    return Settings.in_folder(tmp_path, tmp_path, "sqlite://", **overrides)
 
 
 def run_full_build(settings: Settings, instance: dg.DagsterInstance):

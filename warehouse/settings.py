@@ -318,6 +318,25 @@ class Settings:
     collector_workers: int = int(_DEFAULTS["collector_workers"])
     stream_allowed_lateness_seconds: int = int(_DEFAULTS["stream_allowed_lateness_seconds"])
 
+    @classmethod
+    def in_folder(
+        cls, folder: Path, landing_dir: Path, crm_url: str, /, **fields: object
+    ) -> Settings:
+        """Settings of a warehouse in ``folder`` (``folder/warehouse.duckdb``, outputs below it)
+        on these landing files and CRM; the CRM tables and everything else at their documented
+        defaults; ``fields`` overrides any of them (tests, benchmarks)."""
+        values: dict[str, object] = {
+            "data_dir": folder,
+            "landing_dir": landing_dir,
+            "crm_url": crm_url,
+            "warehouse_path": folder / "warehouse.duckdb",
+            **{
+                name: _DEFAULTS[name]
+                for name in ("crm_customers_table", "crm_orders_table", "crm_consents_table")
+            },
+        }
+        return cls(**{**values, **fields})
+
     @property
     def resolved_serving_dir(self) -> Path:
         return self.serving_dir or self.data_dir / "serving"

@@ -29,16 +29,7 @@ CRM_CUSTOMERS = dg.AssetKey(["raw", "crm_customers"])
 
 
 def _settings(tmp_path: Path, landing: Path, crm_url: str = "sqlite://") -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        landing_dir=landing,
-        crm_url=crm_url,
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=tmp_path / "warehouse.duckdb",
-        as_of=DEFAULT_AS_OF.isoformat(),
-    )
+    return Settings.in_folder(tmp_path, landing, crm_url, as_of=DEFAULT_AS_OF.isoformat())
 
 
 def _tick(sensor: dg.SensorDefinition, landing: Path, cursor: str | None, instance, enabled=True):

@@ -46,17 +46,8 @@ def instance():
 
 
 def _settings(tmp_path: Path, sample, **changes) -> Settings:
-    settings = Settings(
-        data_dir=tmp_path,
-        landing_dir=sample.landing_dir,
-        crm_url=sample.crm_url,
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=tmp_path / "warehouse.duckdb",
-        as_of=DEFAULT_AS_OF.isoformat(),
-    )
-    return dataclasses.replace(settings, **changes)
+    changes = {"as_of": DEFAULT_AS_OF.isoformat(), **changes}
+    return Settings.in_folder(tmp_path, sample.landing_dir, sample.crm_url, **changes)
 
 
 def _failed_checks(result) -> list[str]:
@@ -97,14 +88,10 @@ def test_crm_only_with_three_currencies_and_the_consent_default(tmp_path, instan
     left out and reported."""
     crm = tmp_path / "crm.sqlite"
     write_crm(crm, with_consents=False)
-    settings = Settings(
-        data_dir=tmp_path,
-        landing_dir=tmp_path / "no-landing-folder",
-        crm_url=f"sqlite:///{crm}",
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=tmp_path / "warehouse.duckdb",
+    settings = Settings.in_folder(
+        tmp_path,
+        tmp_path / "no-landing-folder",
+        f"sqlite:///{crm}",
         as_of=CRM_AS_OF.isoformat(),
         sources=("crm",),
     )

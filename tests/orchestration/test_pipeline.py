@@ -39,15 +39,8 @@ pytestmark = pytest.mark.integration
 
 
 def _settings(tmp_path: Path, sample) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        landing_dir=sample.landing_dir,
-        crm_url=sample.crm_url,
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=tmp_path / "warehouse.duckdb",
-        as_of=DEFAULT_AS_OF.isoformat(),
+    return Settings.in_folder(
+        tmp_path, sample.landing_dir, sample.crm_url, as_of=DEFAULT_AS_OF.isoformat()
     )
 
 

@@ -61,15 +61,7 @@ def test_the_landing_sensor_requests_the_collector_files_and_never_a_partial(red
     from warehouse.settings import Settings
 
     landing = tmp_path / "landing"
-    settings = Settings(
-        data_dir=tmp_path,
-        landing_dir=landing,
-        crm_url="sqlite://",
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=tmp_path / "warehouse.duckdb",
-    )
+    settings = Settings.in_folder(tmp_path, landing, "sqlite://")
     with connect(settings.warehouse_path) as con:  # a full build ran: the load audit exists
         ensure_raw_tables(con)
     stream = f"segwhtest{uuid.uuid4().hex[:8]}:events"

@@ -143,14 +143,10 @@ def _world(tmp_path_factory, small_sample, postgres_url, online):
     shutil.copytree(small_sample.landing_dir, landing)
     crm = root / "crm.sqlite"
     shutil.copy(small_sample.crm_path, crm)
-    settings = Settings(
-        data_dir=root,
-        landing_dir=landing,
-        crm_url=f"sqlite:///{crm}",
-        crm_customers_table="customers",
-        crm_orders_table="orders",
-        crm_consents_table="consents",
-        warehouse_path=root / "warehouse.duckdb",
+    settings = Settings.in_folder(
+        root,
+        landing,
+        f"sqlite:///{crm}",
         as_of=DEFAULT_AS_OF.isoformat(),
         serving_postgres_url=postgres_url,
         serving_postgres_schema=f"privacy_{uuid.uuid4().hex[:8]}",
